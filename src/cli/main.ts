@@ -1,0 +1,67 @@
+import { Command, CommanderError } from 'commander';
+import { reportError, processIo, EXIT_OK, EXIT_USAGE, type Io, type GlobalOptions } from './output.js';
+import { registerSnp } from './snp.js';
+
+export const VERSION = '0.1.0';
+
+/** What a command action receives: its io and a way to set the process exit status. */
+export interface CliContext {
+  io: Io;
+  setExit(code: number): void;
+}
+
+/** Adds the options every command takes. */
+export function common(cmd: Command): Command {
+  return cmd.option('--json', 'machine-readable JSON output').option('--debug', 'show stack traces on failure');
+}
+
+/**
+ * Wraps an action so that any error becomes one line (or one JSON object) and an exit status.
+ * The action returns its own exit status.
+ */
+export function action<A extends unknown[]>(
+  ctx: CliContext,
+  fn: (...args: A) => Promise<number> | number,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    const cmd = args[args.length - 1] as Command;
+    const opts = cmd.opts<GlobalOptions>();
+    try {
+      ctx.setExit(await fn(...args));
+    } catch (e) {
+      ctx.setExit(reportError(e, opts, ctx.io));
+    }
+  };
+}
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('coffer')
+    .description('Coffer: verify confidential-VM evidence down to the vendor roots')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s) })
+    .exitOverride();
+  registerSnp(program, ctx);
+  return program;
+}
+
+/** Runs the CLI on argv (without node and script) and returns the exit status. */
+export async function run(argv: string[], io: Io = processIo): Promise<number> {
+  let exit = EXIT_OK;
+  const ctx: CliContext = { io, setExit: (c) => (exit = c) };
+  const program = buildProgram(ctx);
+  if (argv.length === 0) {
+    program.outputHelp();
+    return EXIT_OK;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    return reportError(e, { debug: argv.includes('--debug'), json: argv.includes('--json') }, io);
+  }
+  return exit;
+}

@@ -1,5 +1,5 @@
 import { X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import * as x509 from './x509.js';
 import { inputError } from '../errors.js';
 import { sha256Hex, splitSignedDer, type SignedData } from './signature.js';
 

@@ -1,4 +1,4 @@
-import * as x509 from '@peculiar/x509';
+import * as x509 from './x509.js';
 import { inputError } from '../errors.js';
 import { normaliseSerial, type Certificate } from './certificate.js';
 import { splitSignedDer, verifyWith, type SignedData } from './signature.js';

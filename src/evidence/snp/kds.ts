@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import * as pkijs from 'pkijs';
 import { CofferError, inputError, verifyError } from '../../errors.js';
+import type { SnpProduct } from './report.js';
 
-export type SnpProduct = 'Milan' | 'Genoa' | 'Turin';
+export type { SnpProduct };
 export type KeyKind = 'vcek' | 'vlek';
 
 export const SNP_PRODUCTS: readonly SnpProduct[] = ['Milan', 'Genoa', 'Turin'];

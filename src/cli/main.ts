@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
-import { reportError, processIo, EXIT_OK, EXIT_USAGE, type Io, type GlobalOptions } from './output.js';
+import { reportError, toJson, processIo, EXIT_OK, EXIT_USAGE, type Io, type GlobalOptions } from './output.js';
 import { registerSnp } from './snp.js';
+import { registerStatus } from './status.js';
 
 export const VERSION = '0.1.0';
 
@@ -38,9 +39,14 @@ export function buildProgram(ctx: CliContext): Command {
   const program = new Command('coffer')
     .description('Coffer: verify confidential-VM evidence down to the vendor roots')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s) })
+    .configureOutput({
+      writeOut: (s) => ctx.io.out(s),
+      writeErr: (s) => ctx.io.err(s),
+      // One line for a usage error, never a help dump.
+      outputError: (s, write) => write(`coffer: ${s.trim().replace(/^error: /, 'usage: ')} (see --help)\n`),
+    })
     .exitOverride();
+  registerStatus(program, ctx);
   registerSnp(program, ctx);
   return program;
 }
@@ -59,6 +65,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
+      if (argv.includes('--json')) io.out(toJson({ ok: false, error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } }));
       return EXIT_USAGE;
     }
     return reportError(e, { debug: argv.includes('--debug'), json: argv.includes('--json') }, io);

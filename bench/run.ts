@@ -1,0 +1,87 @@
+/**
+ * `npm run bench`: each hot path beside a reference measured in the same run, as a ratio.
+ * Rounds alternate between the subject and its reference so that load from elsewhere on a
+ * shared machine hits both alike; the median round is reported.
+ */
+import { verify as cryptoVerify } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Certificate, parseCertificates } from '../src/pki/certificate.js';
+import { verifySnpReport, SNP_SIGNED_LENGTH } from '../src/evidence/snp/index.js';
+
+const VECTORS = new URL('../../shared/vectors/', import.meta.url);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 300);
+
+function opsPerSecond(fn: () => void): number {
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const limit = BigInt(ROUND_MS) * 1_000_000n;
+  let elapsed = 0n;
+  while (elapsed < limit) {
+    for (let i = 0; i < 20; i++) fn();
+    n += 20;
+    elapsed = process.hrtime.bigint() - start;
+  }
+  return n / (Number(elapsed) / 1e9);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function compare(name: string, subject: () => void, refName: string, reference: () => void, target?: number): boolean {
+  for (let i = 0; i < 50; i++) {
+    subject();
+    reference();
+  }
+  const ratios: number[] = [];
+  const subj: number[] = [];
+  const ref: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const a = opsPerSecond(subject);
+    const b = opsPerSecond(reference);
+    subj.push(a);
+    ref.push(b);
+    ratios.push(a / b);
+  }
+  const ratio = median(ratios);
+  const ok = target === undefined || ratio >= target;
+  console.log(
+    `${name.padEnd(44)} ${median(subj).toFixed(0).padStart(7)}/s   ${refName.padEnd(34)} ${median(ref).toFixed(0).padStart(7)}/s   ratio ${ratio.toFixed(3)}${target !== undefined ? `  (target ≥ ${target}: ${ok ? 'met' : 'NOT MET'})` : ''}`,
+  );
+  return ok;
+}
+
+const report = readFileSync(new URL('amd-snp/go-sev-guest/attestation.bin', VECTORS));
+const vcekDer = readFileSync(new URL('amd-snp/go-sev-guest/vcek.der', VECTORS));
+const chainPem = readFileSync(new URL('amd-snp/amd-certs/ask_ark_milan.pem', VECTORS));
+const at = new Date('2026-01-01T00:00:00Z');
+
+const certs = [...parseCertificates(vcekDer), ...parseCertificates(chainPem)];
+const vcek = certs[0] as Certificate;
+const signed = report.subarray(0, SNP_SIGNED_LENGTH);
+const sig = Buffer.alloc(96);
+for (let i = 0; i < 48; i++) {
+  sig[47 - i] = report[0x2a0 + i] as number;
+  sig[95 - i] = report[0x2e8 + i] as number;
+}
+if (!cryptoVerify('sha384', signed, { key: vcek.publicKey, dsaEncoding: 'ieee-p1363' }, sig)) throw new Error('reference signature does not verify');
+
+console.log(`coffer bench — node ${process.version}, ${ROUNDS} alternating rounds of ${ROUND_MS} ms, median shown\n`);
+const results = [
+  compare(
+    'SNP verify (warm cert cache, parsed certs)',
+    () => verifySnpReport(report, { at, certificates: certs }),
+    'raw crypto.verify P-384 (KeyObject)',
+    () => cryptoVerify('sha384', signed, { key: vcek.publicKey, dsaEncoding: 'ieee-p1363' }, sig),
+    0.85,
+  ),
+  compare(
+    'SNP verify (VCEK + chain as bytes each call)',
+    () => verifySnpReport(report, { at, certificates: [Certificate.fromDer(vcekDer), ...parseCertificates(chainPem)] }),
+    'raw crypto.verify P-384 (KeyObject)',
+    () => cryptoVerify('sha384', signed, { key: vcek.publicKey, dsaEncoding: 'ieee-p1363' }, sig),
+  ),
+];
+process.exitCode = results.every(Boolean) ? 0 : 1;

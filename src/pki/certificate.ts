@@ -1,6 +1,6 @@
 import { X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
 import * as x509 from './x509.js';
-import { inputError } from '../errors.js';
+import { CofferError, inputError } from '../errors.js';
 import { sha256Hex, splitSignedDer, type SignedData } from './signature.js';
 
 /** Extensions Coffer understands; a certificate with any other critical extension is refused. */
@@ -42,33 +42,34 @@ export class Certificate {
   private constructor(der: Buffer, sha256: string) {
     this.der = der;
     this.sha256 = sha256;
-    let node: NodeX509;
-    let peculiar: x509.X509Certificate;
     try {
-      node = new NodeX509(der);
-      peculiar = new x509.X509Certificate(der);
+      const node = new NodeX509(der);
+      const peculiar = new x509.X509Certificate(der);
+      this.signed = splitSignedDer(der, 'certificate');
+      this.subject = peculiar.subject;
+      this.issuer = peculiar.issuer;
+      this.subjectCn = peculiar.subjectName.getField('CN')[0] ?? '';
+      this.issuerCn = peculiar.issuerName.getField('CN')[0] ?? '';
+      this.notBefore = peculiar.notBefore;
+      this.notAfter = peculiar.notAfter;
+      this.serial = normaliseSerial(peculiar.serialNumber);
+      // Node and @peculiar/x509 both parse parts of a certificate lazily: touch everything
+      // here so that a damaged certificate fails now, as one CofferError.
+      this.publicKey = node.publicKey;
+      const exts = new Map<string, { critical: boolean; value: Buffer }>();
+      for (const ext of peculiar.extensions) {
+        if (exts.has(ext.type)) throw inputError('PKI_BAD_CERTIFICATE', `certificate ${this.subjectCn} repeats extension ${ext.type}`);
+        exts.set(ext.type, { critical: ext.critical, value: Buffer.from(ext.value) });
+      }
+      this.extensions = exts;
+      const bc = peculiar.getExtension(x509.BasicConstraintsExtension);
+      this.isCa = bc?.ca ?? false;
+      const ku = peculiar.getExtension(x509.KeyUsagesExtension);
+      this.keyUsage = ku ? ku.usages : undefined;
     } catch (e) {
+      if (e instanceof CofferError) throw e;
       throw inputError('PKI_BAD_CERTIFICATE', `not a valid X.509 certificate (${e instanceof Error ? e.message.split('\n')[0] : 'parse error'})`);
     }
-    this.signed = splitSignedDer(der, 'certificate');
-    this.subject = peculiar.subject;
-    this.issuer = peculiar.issuer;
-    this.subjectCn = peculiar.subjectName.getField('CN')[0] ?? '';
-    this.issuerCn = peculiar.issuerName.getField('CN')[0] ?? '';
-    this.notBefore = peculiar.notBefore;
-    this.notAfter = peculiar.notAfter;
-    this.serial = normaliseSerial(peculiar.serialNumber);
-    this.publicKey = node.publicKey;
-    const exts = new Map<string, { critical: boolean; value: Buffer }>();
-    for (const ext of peculiar.extensions) {
-      if (exts.has(ext.type)) throw inputError('PKI_BAD_CERTIFICATE', `certificate ${this.subjectCn} repeats extension ${ext.type}`);
-      exts.set(ext.type, { critical: ext.critical, value: Buffer.from(ext.value) });
-    }
-    this.extensions = exts;
-    const bc = peculiar.getExtension(x509.BasicConstraintsExtension);
-    this.isCa = bc?.ca ?? false;
-    const ku = peculiar.getExtension(x509.KeyUsagesExtension);
-    this.keyUsage = ku ? ku.usages : undefined;
   }
 
   private static cache = new Map<string, Certificate>();

@@ -1,4 +1,4 @@
-import { verifyError } from '../errors.js';
+import { inputError, verifyError } from '../errors.js';
 import { fail, pass, type Check } from '../check.js';
 import type { Certificate } from './certificate.js';
 import type { Crl } from './crl.js';
@@ -77,6 +77,7 @@ export function verifyChain(
   opts: ChainOptions,
 ): VerifiedChain {
   const checks: Check[] = [];
+  if (!(opts.at instanceof Date) || Number.isNaN(opts.at.getTime())) throw inputError('BAD_TIME', 'the chain validation time is not a valid date');
   const maxDepth = opts.maxDepth ?? 8;
   const path: Certificate[] = [leaf];
   let anchor: TrustAnchor | undefined = anchors.find((a) => a.cert.sha256 === leaf.sha256);

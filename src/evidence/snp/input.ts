@@ -85,7 +85,9 @@ export function decodeSnpEvidence(data: Uint8Array): SnpEvidence {
     if (decoded && typeof decoded === 'object' && 'outblob' in decoded) {
       const m = decoded as { outblob?: unknown; auxblob?: unknown; provider?: unknown };
       if (!(m.outblob instanceof Uint8Array)) throw inputError('SNP_BAD_INPUT', 'TSM CBOR: outblob is not a byte string');
-      if (m.provider !== undefined && m.provider !== 'sev_guest') throw inputError('SNP_BAD_INPUT', `TSM CBOR: provider "${String(m.provider)}" is not sev_guest`);
+      // configfs-tsm's provider file ends in a newline, and captures keep it.
+      const provider = typeof m.provider === 'string' ? m.provider.trim() : m.provider;
+      if (provider !== undefined && provider !== 'sev_guest') throw inputError('SNP_BAD_INPUT', `TSM CBOR: provider "${String(provider)}" is not sev_guest`);
       const certs = m.auxblob instanceof Uint8Array && m.auxblob.length > 0 ? certificatesFromTable(parseCertTable(m.auxblob)) : [];
       return { report: checkSize(Buffer.from(m.outblob), 'TSM outblob'), certificates: certs, form: 'tsm-cbor' };
     }

@@ -93,6 +93,7 @@ function diagnoseBadSignature(report: SnpReport | undefined, leaf: Certificate):
  */
 export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): SnpVerified {
   const checks: Check[] = [];
+  if (!(opts.at instanceof Date) || Number.isNaN(opts.at.getTime())) throw inputError('BAD_TIME', 'the verification time is not a valid date');
   if (rawReport.length !== SNP_REPORT_SIZE) {
     throw inputError('SNP_BAD_SIZE', `an SEV-SNP report is ${SNP_REPORT_SIZE} bytes, got ${rawReport.length}`);
   }
@@ -121,8 +122,9 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
   try {
     report = parseSnpReport(raw);
   } catch (e) {
-    if (e instanceof CofferError) checks.push(fail('snp.format', e.code, e.message));
-    throw e;
+    if (!(e instanceof CofferError)) throw e;
+    checks.push(fail('snp.format', e.code, e.message));
+    throw new CofferError(e.code, e.message, { kind: e.kind, details: { checks } });
   }
   checks.push(pass('snp.format', `report version ${report.version} is well formed; every reserved field is zero`));
 
@@ -200,7 +202,9 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
     if (!hw || hw.length !== width) {
       failWith(checks, 'snp.chip-id', 'SNP_BAD_ENDORSEMENT_KEY', `VCEK hwID extension must be ${width} bytes for ${product}, found ${hw?.length ?? 'none'}`);
     }
-    if (report.keyInfo.maskChipKey || isAllZero(report.chipId)) {
+    // MASK_CHIP_ID makes the firmware report an all-zero CHIP_ID. (MASK_CHIP_KEY is another
+    // thing: the VCEK is not used at all, and such a report has failed the signature check.)
+    if (isAllZero(report.chipId)) {
       checks.push(pass('snp.chip-id', 'CHIP_ID is masked by the host; the chip is identified by the VCEK that signed the report', { expected: toHex(hw) }));
     } else if (!report.chipId.subarray(0, width).equals(hw)) {
       failWith(checks, 'snp.chip-id', 'SNP_CHIP_ID_MISMATCH', `the VCEK is for chip ${toHex(hw)} but the report comes from chip ${toHex(report.chipId.subarray(0, width))}`, { expected: toHex(hw), found: toHex(report.chipId.subarray(0, width)) });

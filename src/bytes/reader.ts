@@ -14,7 +14,7 @@ export class ByteReader {
   constructor(data: Uint8Array, what = 'structure', offset = 0) {
     this.buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     this.what = what;
-    if (offset < 0 || offset > this.buf.length) throw this.short(offset, 0);
+    if (!Number.isInteger(offset) || offset < 0 || offset > this.buf.length) throw this.short(offset, 0);
     this.pos = offset;
   }
 
@@ -38,7 +38,7 @@ export class ByteReader {
   }
 
   private need(n: number, at = this.pos): void {
-    if (!Number.isInteger(n) || n < 0 || at < 0 || at + n > this.buf.length) throw this.short(at, n);
+    if (!Number.isInteger(n) || !Number.isInteger(at) || n < 0 || at < 0 || at + n > this.buf.length) throw this.short(at, n);
   }
 
   seek(offset: number): this {

@@ -21,11 +21,22 @@ export function isDirectory(path: string): boolean {
   }
 }
 
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
+/** Strict ISO 8601 (date, or date-time with an optional offset; UTC when none): no rollover, no junk. */
 export function parseTime(s: string | undefined): Date {
   if (s === undefined) return new Date();
-  const d = new Date(s);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(s) || Number.isNaN(d.getTime())) throw inputError('BAD_TIME', `--at "${s}" is not an ISO 8601 time (e.g. 2025-06-01T00:00:00Z)`);
-  return d;
+  const bad = () => inputError('BAD_TIME', `--at "${s}" is not an ISO 8601 time (e.g. 2025-06-01 or 2025-06-01T12:00:00Z)`);
+  const m = ISO_TIME.exec(s);
+  if (!m) throw bad();
+  const [y, mo, d, h = '0', mi = '0', sec = '0'] = m.slice(1).map((x) => x ?? undefined) as string[];
+  const check = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec)));
+  if (check.getUTCFullYear() !== Number(y) || check.getUTCMonth() !== Number(mo) - 1 || check.getUTCDate() !== Number(d) || check.getUTCHours() !== Number(h) || check.getUTCMinutes() !== Number(mi) || check.getUTCSeconds() !== Number(sec)) {
+    throw bad();
+  }
+  const date = new Date(m[4] === undefined ? `${s}T00:00:00Z` : m[7] === undefined ? `${s}Z` : s);
+  if (Number.isNaN(date.getTime())) throw bad();
+  return date;
 }
 
 /** Hex of an exact length, or at most `max` bytes when `exact` is false. */

@@ -34,6 +34,8 @@ export class Certificate {
   readonly serial: string;
   readonly publicKey: KeyObject;
   readonly isCa: boolean;
+  /** basicConstraints pathLenConstraint: how many CA certificates may follow below this one. */
+  readonly pathLength: number | undefined;
   /** keyUsage bits, or undefined when the extension is absent. */
   readonly keyUsage: number | undefined;
   readonly signed: SignedData;
@@ -64,10 +66,11 @@ export class Certificate {
       this.extensions = exts;
       const bc = peculiar.getExtension(x509.BasicConstraintsExtension);
       this.isCa = bc?.ca ?? false;
+      this.pathLength = bc?.ca ? bc.pathLength : undefined;
       const ku = peculiar.getExtension(x509.KeyUsagesExtension);
       this.keyUsage = ku ? ku.usages : undefined;
     } catch (e) {
-      if (e instanceof CofferError) throw e;
+      if (e instanceof CofferError && e.code !== 'PKI_BAD_DER') throw e;
       throw inputError('PKI_BAD_CERTIFICATE', `not a valid X.509 certificate (${e instanceof Error ? e.message.split('\n')[0] : 'parse error'})`);
     }
   }

@@ -123,6 +123,10 @@ export function verifyChain(
     if (i > 0 && !c.canSignCertificates) {
       chainError('PKI_NOT_CA', `${label(c)} is not a CA certificate allowed to sign certificates`, checks, 'pki.ca');
     }
+    // RFC 5280 6.1.4 (m): the CA certificates below this one (excluding the leaf) may not exceed its pathLenConstraint.
+    if (i > 0 && c.pathLength !== undefined && i - 1 > c.pathLength) {
+      chainError('PKI_PATH_LENGTH', `${label(c)} allows ${c.pathLength} CA certificate(s) below it, the chain has ${i - 1}`, checks, 'pki.ca');
+    }
     const at = opts.at.getTime();
     if (at < c.notBefore.getTime()) {
       chainError('PKI_NOT_YET_VALID', `${label(c)} is not valid before ${c.notBefore.toISOString()} (checked at ${opts.at.toISOString()})`, checks, 'pki.validity');
@@ -141,6 +145,9 @@ export function verifyChain(
     }
     if (!crlSignedBy(crl, issuer) || !issuer.canSignCrls) {
       chainError('PKI_CRL_BAD_SIGNATURE', `the CRL of ${label(issuer)} is not validly signed by it`, checks, 'pki.crl');
+    }
+    if (opts.at.getTime() < crl.thisUpdate.getTime()) {
+      chainError('PKI_CRL_NOT_YET_VALID', `the CRL of ${label(issuer)} was issued at ${crl.thisUpdate.toISOString()}, after the verification time ${opts.at.toISOString()}`, checks, 'pki.crl');
     }
     if (crl.nextUpdate && opts.at.getTime() > crl.nextUpdate.getTime()) {
       chainError('PKI_CRL_STALE', `the CRL of ${label(issuer)} was due for renewal at ${crl.nextUpdate.toISOString()}`, checks, 'pki.crl');

@@ -13,8 +13,10 @@ const HASH_OIDS: Record<string, string> = {
   '2.16.840.1.101.3.4.2.1': 'sha256',
   '2.16.840.1.101.3.4.2.2': 'sha384',
   '2.16.840.1.101.3.4.2.3': 'sha512',
-  '1.3.14.3.2.26': 'sha1',
 };
+
+// SHA-1 is deliberately absent: no signature over SHA-1 is accepted, by any scheme.
+const SHA1 = '1.3.14.3.2.26';
 
 const RSA_PKCS1: Record<string, string> = {
   '1.2.840.113549.1.1.11': 'sha256',
@@ -53,6 +55,7 @@ function hashFromAlgId(block: asn1js.AsnType | undefined, what: string): string 
   if (!(block instanceof asn1js.Sequence)) throw inputError('PKI_BAD_ALGORITHM', `${what}: malformed hash AlgorithmIdentifier`);
   const oid = oidOf(block.valueBlock.value[0]);
   const hash = oid ? HASH_OIDS[oid] : undefined;
+  if (oid === SHA1) throw inputError('PKI_BAD_ALGORITHM', `${what}: SHA-1 signatures are not accepted`);
   if (!hash) throw inputError('PKI_BAD_ALGORITHM', `${what}: unsupported hash algorithm ${oid ?? '?'}`);
   return hash;
 }
@@ -80,7 +83,9 @@ export function parseSignatureAlgorithm(algId: asn1js.AsnType | undefined, what:
     const params = algId.valueBlock.value[1];
     if (!(params instanceof asn1js.Sequence)) throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS without parameters`);
     const hashBlock = contextChild(params, 0);
-    const hash = hashBlock ? hashFromAlgId(hashBlock, what) : 'sha1';
+    // Absent parameters mean SHA-1 (RFC 4055), which is refused.
+    if (!hashBlock) throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS with default (SHA-1) parameters is not accepted`);
+    const hash = hashFromAlgId(hashBlock, what);
     const mgfBlock = contextChild(params, 1);
     if (mgfBlock) {
       if (!(mgfBlock instanceof asn1js.Sequence) || oidOf(mgfBlock.valueBlock.value[0]) !== MGF1) {
@@ -88,8 +93,8 @@ export function parseSignatureAlgorithm(algId: asn1js.AsnType | undefined, what:
       }
       const mgfHash = hashFromAlgId(mgfBlock.valueBlock.value[1], what);
       if (mgfHash !== hash) throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS MGF1 hash ${mgfHash} differs from ${hash}`);
-    } else if (hash !== 'sha1') {
-      throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS MGF1 hash sha1 differs from ${hash}`);
+    } else {
+      throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS MGF1 hash sha1 differs from ${hash} (absent MGF parameters mean SHA-1)`);
     }
     const saltBlock = contextChild(params, 2);
     const saltLength = saltBlock instanceof asn1js.Integer ? saltBlock.valueBlock.valueDec : 20;
@@ -107,6 +112,9 @@ export function splitSignedDer(der: Uint8Array, what: string): SignedData {
   const parsed = asn1js.fromBER(der);
   if (parsed.offset === -1 || !(parsed.result instanceof asn1js.Sequence)) {
     throw inputError('PKI_BAD_DER', `${what} is not valid DER`);
+  }
+  if (parsed.offset !== der.byteLength) {
+    throw inputError('PKI_BAD_DER', `${what} has ${der.byteLength - parsed.offset} trailing byte(s) after its DER structure`);
   }
   const [tbs, alg, sig] = parsed.result.valueBlock.value;
   if (!tbs || !(sig instanceof asn1js.BitString)) throw inputError('PKI_BAD_DER', `${what} is not a signed structure`);

@@ -64,7 +64,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT_OK;
+      // Help shown because a sub-command was missing is a usage error; asked-for help is not.
+      if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
       if (argv.includes('--json')) io.out(toJson({ ok: false, error: { code: 'USAGE', message: e.message.replace(/^error: /, '') } }));
       return EXIT_USAGE;
     }

@@ -809,4 +809,13 @@ describe('help', { concurrency: 3 }, () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /Usage: coffer/);
   });
+
+  test('coffer snp without a sub-command is a usage error: exit 2; coffer status checks every pin: exit 0', async () => {
+    assert.equal((await cli(['snp'])).code, 2);
+    const st = await cli(['status', '--json']);
+    assert.equal(st.code, 0);
+    const out = JSON.parse(st.stdout) as { ok: boolean; roots: { product: string; ok: boolean }[] };
+    assert.equal(out.ok, true);
+    assert.deepEqual(out.roots.map((r) => [r.product, r.ok]), [['Milan', true], ['Genoa', true], ['Turin', true]]);
+  });
 });

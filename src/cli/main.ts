@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { reportError, toJson, processIo, EXIT_OK, EXIT_USAGE, type Io, type GlobalOptions } from './output.js';
 import { registerSnp } from './snp.js';
 import { registerStatus } from './status.js';
+import { registerTpm } from './tpm.js';
+import { registerEventlog } from './eventlog.js';
 
 export const VERSION = '0.1.0';
 
@@ -48,6 +50,8 @@ export function buildProgram(ctx: CliContext): Command {
     .exitOverride();
   registerStatus(program, ctx);
   registerSnp(program, ctx);
+  registerTpm(program, ctx);
+  registerEventlog(program, ctx);
   return program;
 }
 

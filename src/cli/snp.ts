@@ -94,6 +94,11 @@ interface VerifyFlags {
   expectFamilyId?: string;
   expectImageId?: string;
   minTcb?: string;
+  minLaunchTcb?: string;
+  allowProvisionalFirmware?: boolean;
+  allowUnknownPlatformInfo?: boolean;
+  signingKey?: string;
+  expectCsp?: string[];
   minGuestSvn?: string;
   minFirmware?: string;
   vmpl?: string;
@@ -113,6 +118,14 @@ function expectations(f: VerifyFlags): SnpExpectations {
   if (f.expectFamilyId !== undefined) e.familyId = hexArg(f.expectFamilyId, '--expect-family-id', 16, false);
   if (f.expectImageId !== undefined) e.imageId = hexArg(f.expectImageId, '--expect-image-id', 16, false);
   if (f.minTcb !== undefined) e.minimumTcb = parseMinTcb(f.minTcb);
+  if (f.minLaunchTcb !== undefined) e.minimumLaunchTcb = parseMinTcb(f.minLaunchTcb);
+  if (f.allowProvisionalFirmware) e.allowProvisionalFirmware = true;
+  if (f.allowUnknownPlatformInfo) e.allowUnknownPlatformInfo = true;
+  if (f.signingKey !== undefined) {
+    if (f.signingKey !== 'vcek' && f.signingKey !== 'vlek') throw inputError('USAGE', `--signing-key must be vcek or vlek, got "${f.signingKey}"`);
+    e.signingKey = f.signingKey;
+  }
+  if (f.expectCsp) e.cspIds = f.expectCsp;
   if (f.minGuestSvn !== undefined) e.minimumGuestSvn = intArg(f.minGuestSvn, '--min-guest-svn', 0xffffffff);
   if (f.minFirmware !== undefined) e.minimumFirmware = parseFirmware(f.minFirmware);
   if (f.vmpl !== undefined) e.vmpl = intArg(f.vmpl, '--vmpl', 3);
@@ -121,12 +134,13 @@ function expectations(f: VerifyFlags): SnpExpectations {
 }
 
 /** Fetches what is missing (VCEK, chain, CRL) from AMD KDS when --fetch is given. */
-async function fetchMissing(report: Buffer, certs: Certificate[], crls: Crl[], f: VerifyFlags, product: SnpProduct | undefined, io: CliContext['io']): Promise<void> {
+async function fetchMissing(report: Buffer, certs: Certificate[], crls: Crl[], f: VerifyFlags, product: SnpProduct | undefined, at: Date, io: CliContext['io']): Promise<void> {
   const parsed = parseSnpReport(report);
   const p = product ?? productFromCpuid(parsed.cpuid);
   if (!p) throw inputError('SNP_UNKNOWN_PRODUCT', 'a version 2 report does not name its product: pass --product Milan|Genoa|Turin to fetch from AMD KDS');
   const kind = parsed.keyInfo.signingKey === 'vlek' ? 'vlek' : 'vcek';
-  const opts: KdsOptions = { offline: f.offline ?? false };
+  // CRL freshness is judged at the verification time, like everything else.
+  const opts: KdsOptions = { offline: f.offline ?? false, now: () => at };
   if (f.cacheDir) opts.cacheDir = f.cacheDir;
   if (f.kdsUrl) opts.baseUrl = f.kdsUrl;
   if (!f.json) opts.onEvent = (e) => e.kind !== 'cache-hit' && io.err(`coffer: ${e.kind === 'fetch' ? 'fetching' : 'retrying'} ${e.url}`);
@@ -142,7 +156,7 @@ async function fetchMissing(report: Buffer, certs: Certificate[], crls: Crl[], f
 
 function checkLine(c: Check): string {
   const detail = !c.ok && (c.expected !== undefined || c.found !== undefined) ? ` (expected ${c.expected ?? '-'}, found ${c.found ?? '-'})` : '';
-  return `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(28)} ${c.description}${detail}`;
+  return `  ${c.notChecked ? '--  ' : c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(28)} ${c.description}${detail}`;
 }
 
 export function registerSnp(program: Command, ctx: CliContext): void {
@@ -170,7 +184,12 @@ export function registerSnp(program: Command, ctx: CliContext): void {
       .option('--expect-author-key <hex>', 'accepted author key digest (48 bytes; repeatable)', collect)
       .option('--expect-family-id <hex>', 'expected FAMILY_ID (up to 16 bytes)')
       .option('--expect-image-id <hex>', 'expected IMAGE_ID (up to 16 bytes)')
-      .option('--min-tcb <list>', 'minimum REPORTED_TCB, e.g. bl=3,tee=0,snp=8,ucode=115 (fmc= on Turin)')
+      .option('--min-tcb <list>', 'minimum REPORTED, COMMITTED and CURRENT TCB, e.g. bl=3,tee=0,snp=8,ucode=115 (fmc= on Turin)')
+      .option('--min-launch-tcb <list>', 'minimum LAUNCH_TCB (the firmware the guest was launched on)')
+      .option('--allow-provisional-firmware', 'accept running firmware that is not committed (can be rolled back)')
+      .option('--allow-unknown-platform-info', 'accept PLATFORM_INFO bits Coffer does not know')
+      .option('--signing-key <kind>', 'require a vcek or vlek signature')
+      .option('--expect-csp <id>', 'accepted VLEK cloud provider id, e.g. CN=cc-us-east-2.amazonaws.com (repeatable)', collect)
       .option('--min-guest-svn <n>', 'minimum GUEST_SVN')
       .option('--min-firmware <major.minor>', 'minimum SEV-SNP firmware version, e.g. 1.55')
       .option('--vmpl <n>', 'required VMPL (0-3)')
@@ -187,7 +206,7 @@ export function registerSnp(program: Command, ctx: CliContext): void {
       if (f.vcek) certs.push(...parseCertificates(readInput(f.vcek, 'VCEK file'), f.vcek));
       if (f.chain) certs.push(...parseCertificates(readInput(f.chain, 'chain file'), f.chain));
       const crls = f.crl ? [parseCrl(readInput(f.crl, 'CRL file'))] : [];
-      if (f.fetch) await fetchMissing(ev.report, certs, crls, f, product, ctx.io);
+      if (f.fetch) await fetchMissing(ev.report, certs, crls, f, product, at, ctx.io);
       else if (f.offline) throw inputError('USAGE', '--offline only makes sense with --fetch');
 
       let verified;
@@ -206,10 +225,11 @@ export function registerSnp(program: Command, ctx: CliContext): void {
         }
         throw e;
       }
-      const validation = validateSnpReport(verified.report, verified.tcb.reported, exp);
+      const validation = validateSnpReport(verified.report, verified.tcb, exp, { kind: verified.signingKey, cspId: verified.endorsement.cspId });
       const checks = [...verified.checks, ...validation];
       const failed = validation.find((c) => !c.ok);
-      const claims = snpClaims(verified.report, verified.product);
+      const claims = { ...snpClaims(verified.report, verified.product), cspId: verified.endorsement.cspId ?? null };
+      const unchecked = checks.filter((c) => c.notChecked);
       if (f.json) {
         ctx.io.out(toJson({ ok: !failed, claims, checks, ...(failed ? { error: { code: failed.code, message: failed.description } } : {}) }));
         return failed ? EXIT_FAILED : EXIT_OK;
@@ -221,6 +241,7 @@ export function registerSnp(program: Command, ctx: CliContext): void {
       const anchor = verified.chain[verified.chain.length - 1];
       ctx.io.out(
         `VERIFIED  SEV-SNP report v${claims.version}, ${verified.product}, signed by ${verified.signingKey.toUpperCase()}, chain to ${anchor?.subjectCn ?? 'ARK'} (pinned)\n` +
+          (unchecked.length > 0 ? `  NOT CHECKED: ${unchecked.map((c) => c.name).join(', ')} (see below; pass the matching --expect/--min/--crl options to appraise them)\n` : '') +
           `  measurement ${claims.measurement}\n  report data ${claims.reportData}\n` +
           checks.map(checkLine).join('\n'),
       );

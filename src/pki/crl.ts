@@ -1,5 +1,5 @@
 import * as x509 from './x509.js';
-import { inputError } from '../errors.js';
+import { CofferError, inputError } from '../errors.js';
 import { normaliseSerial, type Certificate } from './certificate.js';
 import { splitSignedDer, verifyWith, type SignedData } from './signature.js';
 
@@ -14,17 +14,22 @@ export class Crl {
 
   constructor(der: Uint8Array) {
     this.der = Buffer.from(der);
-    let crl: x509.X509Crl;
     try {
-      crl = new x509.X509Crl(this.der);
+      // @peculiar/x509 parses lazily: read every field here so a damaged CRL fails now.
+      const crl = new x509.X509Crl(this.der);
+      this.signed = splitSignedDer(this.der, 'CRL');
+      // Critical CRL extensions (delta-CRL indicator, issuing distribution point) change what the
+      // list covers; Coffer does not process them, so it refuses such a CRL rather than misread it.
+      const critical = crl.extensions.filter((e) => e.critical).map((e) => e.type);
+      if (critical.length > 0) throw inputError('PKI_BAD_CRL', `CRL has critical extension(s) Coffer does not process: ${critical.join(', ')}`);
+      this.issuer = crl.issuer;
+      this.thisUpdate = crl.thisUpdate;
+      this.nextUpdate = crl.nextUpdate;
+      this.revoked = new Set(crl.entries.map((e) => normaliseSerial(e.serialNumber)));
     } catch (e) {
+      if (e instanceof CofferError && e.code !== 'PKI_BAD_DER') throw e;
       throw inputError('PKI_BAD_CRL', `not a valid X.509 CRL (${e instanceof Error ? e.message.split('\n')[0] : 'parse error'})`);
     }
-    this.signed = splitSignedDer(this.der, 'CRL');
-    this.issuer = crl.issuer;
-    this.thisUpdate = crl.thisUpdate;
-    this.nextUpdate = crl.nextUpdate;
-    this.revoked = new Set(crl.entries.map((e) => normaliseSerial(e.serialNumber)));
   }
 
   /** Whether this CRL names `issuer` as its issuer and carries a valid signature by its key. */

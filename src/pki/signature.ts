@@ -97,7 +97,9 @@ export function parseSignatureAlgorithm(algId: asn1js.AsnType | undefined, what:
       throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS MGF1 hash sha1 differs from ${hash} (absent MGF parameters mean SHA-1)`);
     }
     const saltBlock = contextChild(params, 2);
-    const saltLength = saltBlock instanceof asn1js.Integer ? saltBlock.valueBlock.valueDec : 20;
+    if (saltBlock !== undefined && !(saltBlock instanceof asn1js.Integer)) throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS salt length is not an INTEGER`);
+    const saltLength = saltBlock ? saltBlock.valueBlock.valueDec : 20;
+    if (!Number.isSafeInteger(saltLength) || saltLength < 0 || saltLength > 1024) throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS salt length ${saltLength} is out of range`);
     const trailer = contextChild(params, 3);
     if (trailer instanceof asn1js.Integer && trailer.valueBlock.valueDec !== 1) {
       throw inputError('PKI_BAD_ALGORITHM', `${what}: RSA-PSS trailer field must be 1`);
@@ -117,7 +119,13 @@ export function splitSignedDer(der: Uint8Array, what: string): SignedData {
     throw inputError('PKI_BAD_DER', `${what} has ${der.byteLength - parsed.offset} trailing byte(s) after its DER structure`);
   }
   const [tbs, alg, sig] = parsed.result.valueBlock.value;
-  if (!tbs || !(sig instanceof asn1js.BitString)) throw inputError('PKI_BAD_DER', `${what} is not a signed structure`);
+  if (!(tbs instanceof asn1js.Sequence) || !alg || !(sig instanceof asn1js.BitString)) throw inputError('PKI_BAD_DER', `${what} is not a signed structure`);
+  // RFC 5280 4.1.1.2 / 5.1.1.2: the algorithm inside the signed part must equal the outer one,
+  // so the signer committed to the algorithm that is used to check it.
+  const inner = tbs.valueBlock.value.find((el) => el instanceof asn1js.Sequence);
+  if (!inner || !Buffer.from(inner.valueBeforeDecodeView).equals(Buffer.from(alg.valueBeforeDecodeView))) {
+    throw inputError('PKI_BAD_ALGORITHM', `${what}: the signature algorithm inside the signed data differs from the outer one`);
+  }
   return {
     tbs: Buffer.from(tbs.valueBeforeDecodeView),
     algorithm: parseSignatureAlgorithm(alg, what),

@@ -24,7 +24,7 @@ export interface SnpClaims {
   vmpl: number;
   guestSvn: number;
   policy: Omit<SnpPolicy, 'raw'> & { raw: string };
-  platformInfo: Omit<SnpPlatformInfo, 'raw'> & { raw: string };
+  platformInfo: Omit<SnpPlatformInfo, 'raw' | 'unknownBits'> & { raw: string; unknownBits: string };
   keyInfo: { authorKeyEn: boolean; maskChipKey: boolean };
   reportedTcb: TcbClaims;
   currentTcb: TcbClaims;
@@ -58,7 +58,7 @@ export function snpClaims(report: SnpReport, product?: SnpProduct): SnpClaims {
   // TCB layout depends on the product; v2 reports (no CPUID) predate Turin.
   const layout = p ?? 'Milan';
   const { raw: policyRaw, ...policy } = report.policy;
-  const { raw: piRaw, ...platformInfo } = report.platformInfo;
+  const { raw: piRaw, unknownBits, ...platformInfo } = report.platformInfo;
   const fw = (v: SnpReport['currentVersion']) => `${v.major}.${v.minor}.${v.build}`;
   return {
     version: report.version,
@@ -71,7 +71,7 @@ export function snpClaims(report: SnpReport, product?: SnpProduct): SnpClaims {
     vmpl: report.vmpl,
     guestSvn: report.guestSvn,
     policy: { raw: `0x${policyRaw.toString(16)}`, ...policy },
-    platformInfo: { raw: `0x${piRaw.toString(16)}`, ...platformInfo },
+    platformInfo: { raw: `0x${piRaw.toString(16)}`, ...platformInfo, unknownBits: `0x${unknownBits.toString(16)}` },
     keyInfo: { authorKeyEn: report.keyInfo.authorKeyEn, maskChipKey: report.keyInfo.maskChipKey },
     reportedTcb: tcbClaims(decodeTcb(report.reportedTcb, layout)),
     currentTcb: tcbClaims(decodeTcb(report.currentTcb, layout)),
@@ -110,6 +110,7 @@ const PLATFORM_FLAGS: [keyof SnpPlatformInfo, string][] = [
   ['raplDisabled', 'RAPL_DIS'],
   ['ciphertextHidingEnabled', 'CIPHERTEXT_HIDING_EN'],
   ['aliasCheckComplete', 'ALIAS_CHECK_COMPLETE'],
+  ['tioEnabled', 'SEV_TIO_EN'],
 ];
 
 function fmtTcb(t: TcbClaims): string {
@@ -128,9 +129,9 @@ export function formatSnpReport(report: SnpReport, product?: SnpProduct): string
     ['Version', String(c.version)],
     ['Product', c.product ?? 'unknown (v2 report: no CPUID; the VCEK issuer decides)'],
     ['CPUID', c.cpuid ? `family 0x${c.cpuid.family.toString(16)} model 0x${c.cpuid.model.toString(16)} stepping 0x${c.cpuid.stepping.toString(16)}` : 'not reported (v2)'],
-    ['Signing key', `${c.signingKey.toUpperCase()}${c.keyInfo.maskChipKey ? ', chip id masked' : ''}${c.keyInfo.authorKeyEn ? ', author key present' : ''}`],
+    ['Signing key', `${c.signingKey.toUpperCase()}${c.keyInfo.maskChipKey ? ', MASK_CHIP_KEY (VCEK not used)' : ''}${/^0+$/.test(c.chipId) ? ', CHIP_ID masked' : ''}${c.keyInfo.authorKeyEn ? ', author key present' : ''}`],
     ['Guest policy', `${c.policy.raw}  ABI ≥ ${c.policy.abiMajor}.${c.policy.abiMinor}; ${onOff(c.policy, POLICY_FLAGS)}`],
-    ['Platform info', `${c.platformInfo.raw}  ${onOff(c.platformInfo, PLATFORM_FLAGS)}`],
+    ['Platform info', `${c.platformInfo.raw}  ${onOff(c.platformInfo, PLATFORM_FLAGS)}${c.platformInfo.unknownBits !== '0x0' ? `; UNKNOWN bits ${c.platformInfo.unknownBits}` : ''}`],
     ['VMPL', String(c.vmpl)],
     ['Guest SVN', String(c.guestSvn)],
     ['Measurement', c.measurement],

@@ -38,6 +38,9 @@ export interface SnpPlatformInfo {
   raplDisabled: boolean;
   ciphertextHidingEnabled: boolean;
   aliasCheckComplete: boolean;
+  tioEnabled: boolean;
+  /** Set bits this code does not know (validation refuses them unless told otherwise). */
+  unknownBits: bigint;
 }
 
 export interface SnpKeyInfo {
@@ -90,7 +93,7 @@ export interface SnpReport {
 
 const POLICY_RESERVED_ONE = 1n << 17n;
 const POLICY_KNOWN_MASK = (1n << 26n) - 1n;
-const PLATFORM_INFO_KNOWN_MASK = (1n << 6n) - 1n;
+const PLATFORM_INFO_KNOWN_MASK = 0xbfn; // bits 0-5 and 7 (SEV_TIO_EN)
 
 export function decodePolicy(raw: bigint): SnpPolicy {
   if ((raw & POLICY_RESERVED_ONE) === 0n) {
@@ -117,9 +120,8 @@ export function decodePolicy(raw: bigint): SnpPolicy {
 }
 
 export function decodePlatformInfo(raw: bigint): SnpPlatformInfo {
-  if ((raw & ~PLATFORM_INFO_KNOWN_MASK) !== 0n) {
-    throw inputError('SNP_BAD_PLATFORM_INFO', `platform info 0x${raw.toString(16)} sets bits Coffer does not know (above bit 5)`);
-  }
+  // Platform info describes the host; firmware adds bits over time. Unknown bits are kept and
+  // refused by validation (SNP_PLATFORM_INFO_UNKNOWN) rather than making the report unreadable.
   const bit = (n: number) => (raw & (1n << BigInt(n))) !== 0n;
   return {
     raw,
@@ -129,6 +131,8 @@ export function decodePlatformInfo(raw: bigint): SnpPlatformInfo {
     raplDisabled: bit(3),
     ciphertextHidingEnabled: bit(4),
     aliasCheckComplete: bit(5),
+    tioEnabled: bit(7),
+    unknownBits: raw & ~PLATFORM_INFO_KNOWN_MASK,
   };
 }
 

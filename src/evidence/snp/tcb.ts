@@ -16,7 +16,19 @@ export interface TcbVersion {
 
 export type TcbComponent = 'fmc' | 'bootloader' | 'tee' | 'snp' | 'microcode';
 
+/** The four TCB values of a report, decoded. REPORTED is the one the VCEK certifies. */
+export interface SnpTcbSet {
+  reported: TcbVersion;
+  current: TcbVersion;
+  committed: TcbVersion;
+  launch: TcbVersion;
+}
+
 const byteAt = (raw: bigint, i: number) => Number((raw >> BigInt(8 * i)) & 0xffn);
+
+export function decodeTcbSet(r: { reportedTcb: bigint; currentTcb: bigint; committedTcb: bigint; launchTcb: bigint }, product: SnpProduct): SnpTcbSet {
+  return { reported: decodeTcb(r.reportedTcb, product), current: decodeTcb(r.currentTcb, product), committed: decodeTcb(r.committedTcb, product), launch: decodeTcb(r.launchTcb, product) };
+}
 
 export function decodeTcb(raw: bigint, product: SnpProduct): TcbVersion {
   if (product === 'Turin') {

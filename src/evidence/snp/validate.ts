@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
-import { fail, pass, type Check } from '../../check.js';
+import { fail, notChecked, pass, type Check } from '../../check.js';
 import { toHex } from '../../bytes/hex.js';
 import { verifyError } from '../../errors.js';
 import type { SnpReport } from './report.js';
-import { formatTcb, tcbComponents, type TcbComponent, type TcbVersion } from './tcb.js';
+import { formatTcb, tcbComponents, type SnpTcbSet, type TcbComponent, type TcbVersion } from './tcb.js';
 
 /**
  * What a verified report is expected to say. Every field is optional except the safe defaults:
@@ -15,8 +15,21 @@ export interface SnpExpectations {
   /** Expected REPORT_DATA; shorter values are zero-padded to 64 bytes (a 32- or 48-byte hash, say). */
   reportData?: Buffer;
   hostData?: Buffer;
-  /** Minimum per component of the REPORTED_TCB (the TCB the VCEK certifies). */
+  /**
+   * Minimum per component of the REPORTED, COMMITTED and CURRENT TCB. (REPORTED is what the VCEK
+   * certifies; once it meets the minimum the firmware is trusted, and so are the others it reports.)
+   */
   minimumTcb?: Partial<Record<TcbComponent, number>>;
+  /** Minimum per component of the LAUNCH_TCB: the firmware the guest was launched on. */
+  minimumLaunchTcb?: Partial<Record<TcbComponent, number>>;
+  /** Accept firmware that is running but not committed (CURRENT version ≠ COMMITTED). Default false. */
+  allowProvisionalFirmware?: boolean;
+  /** Accept PLATFORM_INFO bits Coffer does not know. Default false. */
+  allowUnknownPlatformInfo?: boolean;
+  /** Require this kind of endorsement key. */
+  signingKey?: 'vcek' | 'vlek';
+  /** Accepted VLEK cloud-provider ids (the VLEK's cspId extension), e.g. "CN=cc-us-east-2.amazonaws.com". */
+  cspIds?: readonly string[];
   /** Allow the DEBUG policy bit (default false). */
   allowDebug?: boolean;
   /** Allow the MIGRATE_MA policy bit (default false). */
@@ -53,12 +66,16 @@ function bytesCheck(checks: Check[], name: string, code: string, what: string, f
  * Evaluates every expectation and returns one check per rule (all rules are evaluated, so a
  * denial lists everything that is wrong). Pure: no I/O, no clock.
  */
-export function validateSnpReport(report: SnpReport, reportedTcb: TcbVersion, exp: SnpExpectations): Check[] {
+export function validateSnpReport(report: SnpReport, tcb: SnpTcbSet, exp: SnpExpectations, signer?: { kind: 'vcek' | 'vlek'; cspId: string | undefined }): Check[] {
   const checks: Check[] = [];
   if (exp.measurements && exp.measurements.length > 0) {
     bytesCheck(checks, 'snp.measurement', 'SNP_MEASUREMENT_MISMATCH', 'launch MEASUREMENT', report.measurement, exp.measurements);
+  } else {
+    checks.push(notChecked('snp.measurement', 'no expected launch measurement was given: any image is accepted'));
   }
-  if (exp.reportData) {
+  if (!exp.reportData) {
+    checks.push(notChecked('snp.report-data', 'no expected REPORT_DATA was given: freshness and key binding are not established'));
+  } else {
     if (exp.reportData.length > 64) {
       checks.push(fail('snp.report-data', 'SNP_REPORT_DATA_MISMATCH', `expected report data is ${exp.reportData.length} bytes, longer than the 64-byte field`));
     } else {
@@ -113,13 +130,48 @@ export function validateSnpReport(report: SnpReport, reportedTcb: TcbVersion, ex
     );
   }
   if (exp.minimumTcb) {
-    const low = tcbComponents(reportedTcb).filter(([k, v]) => exp.minimumTcb?.[k] !== undefined && v < (exp.minimumTcb[k] as number));
-    const missing = (Object.keys(exp.minimumTcb) as TcbComponent[]).filter((k) => reportedTcb[k] === undefined);
-    const expected = Object.entries(exp.minimumTcb).map(([k, v]) => `${k}≥${v}`).join(' ');
+    checks.push(minimumTcbCheck('snp.tcb.minimum', exp.minimumTcb, [['REPORTED_TCB', tcb.reported], ['COMMITTED_TCB', tcb.committed], ['CURRENT_TCB', tcb.current]]));
+  } else {
+    checks.push(notChecked('snp.tcb.minimum', 'no minimum TCB was given: firmware with known vulnerabilities is accepted'));
+  }
+  if (exp.minimumLaunchTcb) {
+    checks.push(minimumTcbCheck('snp.tcb.launch-minimum', exp.minimumLaunchTcb, [['LAUNCH_TCB', tcb.launch]]));
+  }
+  {
+    const cur = report.currentVersion;
+    const com = report.committedVersion;
+    const same = cur.major === com.major && cur.minor === com.minor && cur.build === com.build;
+    const found = `current ${cur.major}.${cur.minor}.${cur.build}, committed ${com.major}.${com.minor}.${com.build}`;
     checks.push(
-      low.length === 0 && missing.length === 0
-        ? pass('snp.tcb.minimum', 'REPORTED_TCB meets the minimum for every component', { expected, found: formatTcb(reportedTcb) })
-        : fail('snp.tcb.minimum', 'SNP_TCB_TOO_LOW', missing.length > 0 ? `this product has no ${missing.join(', ')} TCB component` : `REPORTED_TCB is below the minimum for ${low.map(([k, v]) => `${k} (${v})`).join(', ')}`, { expected, found: formatTcb(reportedTcb) }),
+      same || exp.allowProvisionalFirmware
+        ? pass('snp.firmware.committed', same ? 'the running SEV-SNP firmware is committed' : 'provisional (uncommitted) firmware explicitly accepted', { found })
+        : fail('snp.firmware.committed', 'SNP_PROVISIONAL_FIRMWARE', 'the running SEV-SNP firmware is provisional: it can be rolled back to the committed version', { expected: 'current = committed', found }),
+    );
+  }
+  const unknown = report.platformInfo.unknownBits;
+  if (unknown !== 0n) {
+    const found = `0x${unknown.toString(16)}`;
+    checks.push(
+      exp.allowUnknownPlatformInfo
+        ? pass('snp.platform-info', `unknown PLATFORM_INFO bits ${found} explicitly accepted`, { found })
+        : fail('snp.platform-info', 'SNP_PLATFORM_INFO_UNKNOWN', `PLATFORM_INFO sets bits Coffer does not know (${found}); they may describe the platform's security state`, { expected: '0x0', found }),
+    );
+  }
+  if (exp.signingKey) {
+    const kind = signer?.kind ?? (report.keyInfo.signingKey === 'none' ? undefined : report.keyInfo.signingKey);
+    checks.push(
+      kind === exp.signingKey
+        ? pass('snp.signing-key.required', `signed by a ${kind.toUpperCase()} as required`)
+        : fail('snp.signing-key.required', 'SNP_WRONG_KEY_TYPE', `a ${exp.signingKey.toUpperCase()} signature is required, the report is signed by ${kind ? `a ${kind.toUpperCase()}` : 'no key'}`, { expected: exp.signingKey, found: kind ?? 'none' }),
+    );
+  }
+  if (exp.cspIds && exp.cspIds.length > 0) {
+    const csp = signer?.kind === 'vlek' ? signer.cspId : undefined;
+    const ok = csp !== undefined && exp.cspIds.includes(csp);
+    checks.push(
+      ok
+        ? pass('snp.csp', `VLEK loaded for ${csp}`, { found: csp })
+        : fail('snp.csp', 'SNP_CSP_MISMATCH', csp === undefined ? 'a VLEK from an accepted cloud provider is required, but the report is not VLEK-signed (or its VLEK names no provider)' : `the VLEK was loaded for ${csp}, which is not accepted`, { expected: exp.cspIds.join(' | '), found: csp ?? '-' }),
     );
   }
   if (exp.minimumFirmware) {
@@ -130,6 +182,24 @@ export function validateSnpReport(report: SnpReport, reportedTcb: TcbVersion, ex
     checks.push(ok ? pass('snp.firmware', `firmware ${found} ≥ ${min.major}.${min.minor}`, { found }) : fail('snp.firmware', 'SNP_FIRMWARE_TOO_OLD', `firmware ${found} is older than ${min.major}.${min.minor}`, { expected: `≥ ${min.major}.${min.minor}`, found }));
   }
   return checks;
+}
+
+function minimumTcbCheck(name: string, minimum: Partial<Record<TcbComponent, number>>, values: [string, TcbVersion][]): Check {
+  const expected = Object.entries(minimum).map(([k, v]) => `${k}≥${v}`).join(' ');
+  const found = values.map(([label, t]) => `${label} ${formatTcb(t)}`).join('; ');
+  const first = values[0]?.[1];
+  const missing = first ? (Object.keys(minimum) as TcbComponent[]).filter((k) => first[k] === undefined) : [];
+  if (missing.length > 0) return fail(name, 'SNP_TCB_TOO_LOW', `this product has no ${missing.join(', ')} TCB component`, { expected, found });
+  const low: string[] = [];
+  for (const [label, t] of values) {
+    for (const [k, v] of tcbComponents(t)) {
+      const min = minimum[k];
+      if (min !== undefined && v < min) low.push(`${label} ${k} (${v} < ${min})`);
+    }
+  }
+  return low.length === 0
+    ? pass(name, `${values.map(([l]) => l).join(', ')} meet the minimum for every component`, { expected, found })
+    : fail(name, 'SNP_TCB_TOO_LOW', `TCB below the minimum: ${low.join(', ')}`, { expected, found });
 }
 
 /** Throws a CofferError naming the first failed check (all checks are in `details.checks`). */

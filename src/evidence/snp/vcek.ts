@@ -10,6 +10,7 @@ export const AMD_OID = {
   teeSpl: '1.3.6.1.4.1.3704.1.3.2',
   snpSpl: '1.3.6.1.4.1.3704.1.3.3',
   ucodeSpl: '1.3.6.1.4.1.3704.1.3.8',
+  reservedSpls: ['1.3.6.1.4.1.3704.1.3.4', '1.3.6.1.4.1.3704.1.3.5', '1.3.6.1.4.1.3704.1.3.6', '1.3.6.1.4.1.3704.1.3.7'],
   fmcSpl: '1.3.6.1.4.1.3704.1.3.9',
   hwId: '1.3.6.1.4.1.3704.1.4',
   cspId: '1.3.6.1.4.1.3704.1.5',
@@ -57,6 +58,14 @@ export function readEndorsementKey(cert: Certificate, kind: 'vcek' | 'vlek', pro
     microcode: spl(AMD_OID.ucodeSpl, 'ucodeSPL'),
   };
   if (product === 'Turin') tcb.fmc = spl(AMD_OID.fmcSpl, 'fmcSPL');
+  // spl_4..spl_7 stand for the reserved TCB bytes; a key certifying non-zero values there
+  // certifies a TCB this code cannot compare, so it is refused.
+  for (const oid of AMD_OID.reservedSpls) {
+    const v = cert.extension(oid);
+    if (v && derInteger(v, `${kind.toUpperCase()} reserved SPL ${oid}`) !== 0) {
+      throw inputError('SNP_BAD_ENDORSEMENT_KEY', `${kind.toUpperCase()} certifies a non-zero reserved TCB component (${oid})`);
+    }
+  }
   return {
     kind,
     productName: pn ? derIa5(pn, 'productName') : undefined,

@@ -1,13 +1,13 @@
 import { verify as cryptoVerify } from 'node:crypto';
 import { CofferError, inputError, verifyError } from '../../errors.js';
-import { fail, pass, type Check } from '../../check.js';
+import { fail, notChecked, pass, type Check } from '../../check.js';
 import { toHex, isAllZero } from '../../bytes/hex.js';
 import type { Certificate } from '../../pki/certificate.js';
 import type { Crl } from '../../pki/crl.js';
 import { verifyChain } from '../../pki/chain.js';
 import { amdRoots, type ProductAnchor } from '../../pki/roots.js';
 import { parseSnpReport, productFromCpuid, SNP_REPORT_SIZE, SNP_SIGNED_LENGTH, type SnpProduct, type SnpReport } from './report.js';
-import { decodeTcb, formatTcb, tcbReservedBytes, type TcbVersion } from './tcb.js';
+import { decodeTcbSet, formatTcb, tcbReservedBytes, type SnpTcbSet } from './tcb.js';
 import { productFromSignerCn, readEndorsementKey, type EndorsementKeyInfo } from './vcek.js';
 
 export interface SnpVerifyOptions {
@@ -33,7 +33,7 @@ export interface SnpVerified {
   endorsement: EndorsementKeyInfo;
   /** Leaf, ASK/ASVK, ARK. */
   chain: Certificate[];
-  tcb: { reported: TcbVersion; current: TcbVersion; committed: TcbVersion; launch: TcbVersion };
+  tcb: SnpTcbSet;
   checks: Check[];
 }
 
@@ -56,22 +56,23 @@ function p1363Signature(raw: Buffer): Buffer | undefined {
   return out;
 }
 
-/** Chooses the endorsement key among the supplied certificates. */
-function pickLeaf(raw: Buffer, certs: readonly Certificate[], checks: Check[]): Certificate {
-  const leaves = certs.filter((c) => !c.isCa);
+function signatureVerifies(raw: Buffer, sig: Buffer | undefined, leaf: Certificate): boolean {
+  if (!sig || leaf.publicKey.asymmetricKeyType !== 'ec') return false;
+  return cryptoVerify('sha384', raw.subarray(0, SNP_SIGNED_LENGTH), { key: leaf.publicKey, dsaEncoding: 'ieee-p1363' }, sig);
+}
+
+/**
+ * Chooses the endorsement key among the supplied certificates (duplicates collapse by content):
+ * with one candidate, that one; with several, the one whose key verifies the signature.
+ */
+function pickLeaf(raw: Buffer, sig: Buffer | undefined, certs: readonly Certificate[], checks: Check[]): Certificate {
+  const leaves = [...new Map(certs.filter((c) => !c.isCa).map((c) => [c.sha256, c])).values()];
   if (leaves.length === 0) {
     checks.push(fail('snp.endorsement-key', 'SNP_NO_ENDORSEMENT_KEY', 'no VCEK or VLEK certificate was supplied'));
     throw inputError('SNP_NO_ENDORSEMENT_KEY', 'no VCEK or VLEK certificate was supplied (give --vcek FILE, a configfs-tsm auxblob, or --fetch)', { checks });
   }
   if (leaves.length === 1) return leaves[0] as Certificate;
-  // Several leaves: choose by the report's SIGNING_KEY field; the signature check then decides.
-  const key = ((raw[0x48] ?? 0) >> 2) & 7;
-  const cn = key === 1 ? 'SEV-VLEK' : 'SEV-VCEK';
-  const match = leaves.filter((c) => c.subjectCn === cn);
-  if (match.length !== 1) {
-    failWith(checks, 'snp.endorsement-key', 'SNP_AMBIGUOUS_ENDORSEMENT_KEY', `${leaves.length} leaf certificates supplied and ${match.length} is a ${cn}`);
-  }
-  return match[0] as Certificate;
+  return leaves.find((c) => signatureVerifies(raw, sig, c)) ?? (leaves[0] as Certificate);
 }
 
 function diagnoseBadSignature(report: SnpReport | undefined, leaf: Certificate): string {
@@ -97,17 +98,17 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
   if (rawReport.length !== SNP_REPORT_SIZE) {
     throw inputError('SNP_BAD_SIZE', `an SEV-SNP report is ${SNP_REPORT_SIZE} bytes, got ${rawReport.length}`);
   }
-  const raw = Buffer.from(rawReport.buffer, rawReport.byteOffset, rawReport.byteLength);
-  const leaf = pickLeaf(raw, opts.certificates, checks);
+  // A private copy: the bytes parsed below are exactly the bytes whose signature was checked.
+  const raw = Buffer.from(rawReport);
+  const sig = p1363Signature(raw);
+  const leaf = pickLeaf(raw, sig, opts.certificates, checks);
   if (leaf.publicKey.asymmetricKeyType !== 'ec' || leaf.publicKey.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
     failWith(checks, 'snp.endorsement-key', 'SNP_BAD_ENDORSEMENT_KEY', `${leaf.subjectCn || 'the leaf certificate'} does not hold an ECDSA P-384 key`);
   }
 
   // 1. Signature, on the raw bytes, before trusting any field.
   let tentative: SnpReport | undefined;
-  const sig = p1363Signature(raw);
-  const sigOk = sig !== undefined && cryptoVerify('sha384', raw.subarray(0, SNP_SIGNED_LENGTH), { key: leaf.publicKey, dsaEncoding: 'ieee-p1363' }, sig);
-  if (!sigOk) {
+  if (!signatureVerifies(raw, sig, leaf)) {
     try {
       tentative = parseSnpReport(raw);
     } catch {
@@ -129,6 +130,9 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
   checks.push(pass('snp.format', `report version ${report.version} is well formed; every reserved field is zero`));
 
   if (report.keyInfo.signingKey === 'none') failWith(checks, 'snp.signing-key', 'SNP_UNSIGNED', 'the report says it is not signed (SIGNING_KEY = 7)');
+  if (report.keyInfo.maskChipKey) {
+    failWith(checks, 'snp.signing-key', 'SNP_UNSIGNED', 'the report sets MASK_CHIP_KEY, under which the firmware does not use the VCEK, yet it carries a signature');
+  }
   const kind = report.keyInfo.signingKey;
   const expectedCn = kind === 'vcek' ? 'SEV-VCEK' : 'SEV-VLEK';
   if (leaf.subjectCn !== expectedCn) {
@@ -178,12 +182,16 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
     throw e;
   }
   checks.push(...chain.checks);
+  if ((opts.crls ?? []).length === 0) {
+    checks.push(notChecked('pki.revocation', 'no CRL was supplied (--crl FILE or --fetch): a revoked AMD signing key would not be noticed'));
+  }
   if (chain.path.length !== 3) {
     failWith(checks, 'pki.chain', 'PKI_CHAIN_INCOMPLETE', `expected ${leaf.subjectCn} → AMD signing key → ARK, got a chain of ${chain.path.length}`);
   }
 
   // 5. The endorsement key's extensions against the (signed) report.
-  const reported = decodeTcb(report.reportedTcb, product);
+  const tcb = decodeTcbSet(report, product);
+  const reported = tcb.reported;
   for (const [name, v] of [['reported', report.reportedTcb], ['current', report.currentTcb], ['committed', report.committedTcb], ['launch', report.launchTcb]] as const) {
     const bad = tcbReservedBytes(v, product);
     if (bad.length > 0) failWith(checks, 'snp.tcb.format', 'RESERVED_NOT_ZERO', `${name} TCB 0x${v.toString(16)} has non-zero reserved byte(s) ${bad.join(', ')}`);
@@ -206,7 +214,7 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
     // thing: the VCEK is not used at all, and such a report has failed the signature check.)
     if (isAllZero(report.chipId)) {
       checks.push(pass('snp.chip-id', 'CHIP_ID is masked by the host; the chip is identified by the VCEK that signed the report', { expected: toHex(hw) }));
-    } else if (!report.chipId.subarray(0, width).equals(hw)) {
+    } else if (!report.chipId.subarray(0, width).equals(hw) || !isAllZero(report.chipId.subarray(width))) {
       failWith(checks, 'snp.chip-id', 'SNP_CHIP_ID_MISMATCH', `the VCEK is for chip ${toHex(hw)} but the report comes from chip ${toHex(report.chipId.subarray(0, width))}`, { expected: toHex(hw), found: toHex(report.chipId.subarray(0, width)) });
     } else {
       checks.push(pass('snp.chip-id', "VCEK hwID equals the report's CHIP_ID", { found: toHex(report.chipId) }));
@@ -222,12 +230,7 @@ export function verifySnpReport(rawReport: Uint8Array, opts: SnpVerifyOptions): 
     endorsementKey: leaf,
     endorsement,
     chain: chain.path,
-    tcb: {
-      reported,
-      current: decodeTcb(report.currentTcb, product),
-      committed: decodeTcb(report.committedTcb, product),
-      launch: decodeTcb(report.launchTcb, product),
-    },
+    tcb,
     checks,
   };
 }

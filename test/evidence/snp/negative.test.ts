@@ -9,7 +9,7 @@ import { CofferError } from '../../../src/errors.js';
 import { Certificate } from '../../../src/pki/certificate.js';
 import { Crl } from '../../../src/pki/crl.js';
 import { parseSnpReport, type SnpProduct } from '../../../src/evidence/snp/report.js';
-import { decodeTcb } from '../../../src/evidence/snp/tcb.js';
+import { decodeTcbSet } from '../../../src/evidence/snp/tcb.js';
 import { verifySnpReport, type SnpVerifyOptions } from '../../../src/evidence/snp/verify.js';
 import { validateSnpReport, assertChecks, type SnpExpectations } from '../../../src/evidence/snp/validate.js';
 import { snpClaims } from '../../../src/evidence/snp/claims.js';
@@ -346,7 +346,7 @@ describe('Turin, version 5 and masked chip ids', () => {
   });
 
   test('an all-zero CHIP_ID (host masked it) passes with the masked note', () => {
-    for (const fields of [{ chipId: Buffer.alloc(64) }, { maskChipKey: true }] as ReportFields[]) {
+    for (const fields of [{ chipId: Buffer.alloc(64) }] as ReportFields[]) {
       const v = verify(signed(milanChip.key, fields), chainOf(milan, milanChip.vcek));
       const c = lastCheck(v.checks);
       assert.equal(c.name, 'snp.chip-id');
@@ -360,7 +360,18 @@ describe('Turin, version 5 and masked chip ids', () => {
     const key = p384();
     const vcekB = milan.issueVcek({ chipId: Buffer.alloc(64, 0xbb), tcb: defaultTcb('Milan'), key });
     const raw = signed(key, { maskChipKey: true, chipId: Buffer.alloc(64, 0xaa) });
-    expectCoffer(() => verify(raw, chainOf(milan, vcekB)), 'SNP_CHIP_ID_MISMATCH', { checkName: 'snp.chip-id' });
+    // Under MASK_CHIP_KEY the firmware does not sign with the VCEK at all: a VCEK signature is a contradiction.
+    expectCoffer(() => verify(raw, chainOf(milan, vcekB)), 'SNP_UNSIGNED', { checkName: 'snp.signing-key' });
+    const same = signed(milanChip.key, { maskChipKey: true });
+    expectCoffer(() => verify(same, chainOf(milan, milanChip.vcek)), 'SNP_UNSIGNED', { checkName: 'snp.signing-key' });
+  });
+
+  test('Turin: bytes 8-63 of CHIP_ID must be zero (the VCEK certifies 8 bytes)', () => {
+    const turin = makeFakeAmd('Turin');
+    const t = chip(turin);
+    const tail = Buffer.from(defaultChipId('Turin'));
+    tail[40] = 0xab;
+    expectCoffer(() => verify(signed(t.key, { product: 'Turin', version: 5, chipId: tail }), chainOf(turin, t.vcek)), 'SNP_CHIP_ID_MISMATCH', { checkName: 'snp.chip-id' });
   });
 
   test('an invalid Date as the verification time is refused with a CofferError', () => {
@@ -400,7 +411,7 @@ describe('validateSnpReport', () => {
         ...fields,
       }),
     );
-    return { r, tcb: decodeTcb(r.reportedTcb, product) };
+    return { r, tcb: decodeTcbSet(r, product) };
   }
 
   /** The check named `name` passed; assertChecks does not throw. */
@@ -429,11 +440,47 @@ describe('validateSnpReport', () => {
     return c;
   }
 
-  test('safe defaults: with no expectations only debug and migration-agent rules run, and both pass for a normal guest', () => {
+  test('safe defaults: with no expectations the policy and firmware rules run and pass, and what was not compared says NOT CHECKED', () => {
     const { r, tcb } = report();
     const checks = validateSnpReport(r, tcb, {});
-    assert.deepEqual(checks.map((c) => c.name), ['snp.policy.debug', 'snp.policy.migration-agent']);
+    assert.deepEqual(checks.map((c) => c.name), ['snp.measurement', 'snp.report-data', 'snp.policy.debug', 'snp.policy.migration-agent', 'snp.tcb.minimum', 'snp.firmware.committed']);
     assert.ok(checks.every((c) => c.ok));
+    assert.deepEqual(checks.filter((c) => c.notChecked).map((c) => c.name), ['snp.measurement', 'snp.report-data', 'snp.tcb.minimum']);
+    for (const c of checks.filter((x) => x.notChecked)) assert.match(c.description, /^NOT CHECKED: /);
+  });
+
+  test('minimum TCB applies to REPORTED, COMMITTED and CURRENT; LAUNCH has its own minimum', () => {
+    const base = defaultTcb('Milan');
+    const older = { ...base, snp: base.snp - 1 };
+    fails({ minimumTcb: { snp: base.snp } }, 'snp.tcb.minimum', 'SNP_TCB_TOO_LOW', { committedTcb: older, currentTcb: older });
+    passes({ minimumTcb: { snp: base.snp } }, 'snp.tcb.minimum', { launchTcb: older });
+    fails({ minimumLaunchTcb: { snp: base.snp } }, 'snp.tcb.launch-minimum', 'SNP_TCB_TOO_LOW', { launchTcb: older });
+    passes({ minimumLaunchTcb: { snp: base.snp - 1 } }, 'snp.tcb.launch-minimum', { launchTcb: older });
+  });
+
+  test('provisional firmware (current version ≠ committed) is refused unless allowed', () => {
+    const prov: ReportFields = { currentVersion: { major: 1, minor: 55, build: 40 }, committedVersion: { major: 1, minor: 55, build: 30 } };
+    fails({}, 'snp.firmware.committed', 'SNP_PROVISIONAL_FIRMWARE', prov);
+    passes({ allowProvisionalFirmware: true }, 'snp.firmware.committed', prov);
+  });
+
+  test('unknown PLATFORM_INFO bits are refused unless allowed; SEV_TIO_EN (bit 7) is known', () => {
+    fails({}, 'snp.platform-info', 'SNP_PLATFORM_INFO_UNKNOWN', { platformInfo: 0x41n });
+    passes({ allowUnknownPlatformInfo: true }, 'snp.platform-info', { platformInfo: 0x41n });
+    const { r, tcb } = report({ platformInfo: 0x81n });
+    assert.equal(r.platformInfo.tioEnabled, true);
+    assert.equal(validateSnpReport(r, tcb, {}).some((c) => c.name === 'snp.platform-info'), false);
+  });
+
+  test('signing key kind and VLEK cloud provider can be required', () => {
+    const { r, tcb } = report();
+    const vcek = validateSnpReport(r, tcb, { signingKey: 'vlek' }, { kind: 'vcek', cspId: undefined });
+    assert.equal(vcek.find((c) => c.name === 'snp.signing-key.required')?.code, 'SNP_WRONG_KEY_TYPE');
+    assert.ok(validateSnpReport(r, tcb, { signingKey: 'vcek' }, { kind: 'vcek', cspId: undefined }).every((c) => c.ok));
+    const aws = 'CN=cc-us-east-2.amazonaws.com';
+    assert.ok(validateSnpReport(r, tcb, { cspIds: [aws] }, { kind: 'vlek', cspId: aws }).every((c) => c.ok));
+    assert.equal(validateSnpReport(r, tcb, { cspIds: [aws] }, { kind: 'vlek', cspId: 'CN=other' }).find((c) => !c.ok)?.code, 'SNP_CSP_MISMATCH');
+    assert.equal(validateSnpReport(r, tcb, { cspIds: [aws] }, { kind: 'vcek', cspId: undefined }).find((c) => !c.ok)?.code, 'SNP_CSP_MISMATCH');
   });
 
   test('measurement: one of a list', () => {
@@ -469,7 +516,7 @@ describe('validateSnpReport', () => {
     passes({ minimumTcb: { bootloader: t.bl, tee: t.tee, snp: t.snp, microcode: t.ucode } }, 'snp.tcb.minimum');
     for (const [k, v] of [['bootloader', t.bl], ['tee', t.tee], ['snp', t.snp], ['microcode', t.ucode]] as const) {
       const c = fails({ minimumTcb: { [k]: v + 1 } }, 'snp.tcb.minimum', 'SNP_TCB_TOO_LOW');
-      assert.match(c.description, new RegExp(`${k} \\(${v}\\)`));
+      assert.match(c.description, new RegExp(`REPORTED_TCB ${k} \\(${v} < ${v + 1}\\)`));
     }
     // Milan has no FMC: asking for one cannot be met.
     const c = fails({ minimumTcb: { fmc: 0 } }, 'snp.tcb.minimum', 'SNP_TCB_TOO_LOW');
@@ -495,7 +542,7 @@ describe('validateSnpReport', () => {
 
   test('the real go-sev-guest report (policy 0xb0000, debug) is refused by default and accepted with allowDebug', () => {
     const r = parseSnpReport(vector('amd-snp/go-sev-guest/attestation.bin'));
-    const tcb = decodeTcb(r.reportedTcb, 'Milan');
+    const tcb = decodeTcbSet(r, 'Milan');
     expectCoffer(() => assertChecks(validateSnpReport(r, tcb, {})), 'SNP_DEBUG_ALLOWED');
     assert.doesNotThrow(() => assertChecks(validateSnpReport(r, tcb, { allowDebug: true, minimumFirmware: { major: 1, minor: 49 } })));
     // go-sev-guest check_test: min_version 1.49 ok, 1.50 fails.
@@ -542,7 +589,7 @@ describe('validateSnpReport', () => {
   });
 
   test('firmware minimum compares major, then minor', () => {
-    const fw: ReportFields = { currentVersion: { major: 1, minor: 55, build: 40 } };
+    const fw: ReportFields = { currentVersion: { major: 1, minor: 55, build: 40 }, committedVersion: { major: 1, minor: 55, build: 40 } };
     passes({ minimumFirmware: { major: 1, minor: 55 } }, 'snp.firmware', fw);
     passes({ minimumFirmware: { major: 1, minor: 9 } }, 'snp.firmware', fw);
     passes({ minimumFirmware: { major: 0, minor: 99 } }, 'snp.firmware', fw);
@@ -559,7 +606,7 @@ describe('validateSnpReport', () => {
 
   test('validation on a verified real report: trustee test-report.bin with its ID block values', () => {
     const v = verifySnpReport(vector('amd-snp/trustee/test-report.bin'), { at: REAL_AT, certificates: certs('amd-snp/trustee/test-vcek.der', MILAN_CHAIN) });
-    const checks = validateSnpReport(v.report, v.tcb.reported, {
+    const checks = validateSnpReport(v.report, v.tcb, {
       measurements: [Buffer.from('a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c', 'hex')],
       reportData: Buffer.from('ec6c52d7533cc2c4f45be7849cf112ab82b2009fe7bd43e71ed08c14400ad7e2', 'hex'),
       idKeyDigests: [Buffer.from('0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3', 'hex')],
@@ -571,6 +618,40 @@ describe('validateSnpReport', () => {
       vmpl: 0,
     });
     assert.ok(checks.every((c) => c.ok), JSON.stringify(checks.filter((c) => !c.ok)));
-    expectCoffer(() => assertChecks(validateSnpReport(v.report, v.tcb.reported, { minimumTcb: { microcode: 116 } })), 'SNP_TCB_TOO_LOW');
+    expectCoffer(() => assertChecks(validateSnpReport(v.report, v.tcb, { minimumTcb: { microcode: 116 } })), 'SNP_TCB_TOO_LOW');
+  });
+});
+
+describe('review follow-ups', () => {
+  test('without a CRL the revocation link is reported NOT CHECKED (ok, but flagged), and with one it is checked', () => {
+    const v = verify(signed(milanChip.key), chainOf(milan, milanChip.vcek));
+    const rev = v.checks.find((c) => c.name === 'pki.revocation');
+    assert.ok(rev);
+    assert.equal(rev.notChecked, true);
+    assert.match(rev.description, /^NOT CHECKED: no CRL/);
+    const crl = new Crl(milan.crl({ revokedSerials: [] }).der);
+    const w = verify(signed(milanChip.key), chainOf(milan, milanChip.vcek), { crls: [crl] });
+    const checked = w.checks.find((c) => c.name === 'pki.revocation');
+    assert.ok(checked && checked.ok && !checked.notChecked);
+  });
+
+  test('the same VCEK supplied twice is one candidate; of two different VCEKs the one that signed is used', () => {
+    const twice = [...chainOf(milan, milanChip.vcek), cert(milanChip.vcek)];
+    assert.equal(verify(signed(milanChip.key), twice).signingKey, 'vcek');
+    const other = chip(milan, Buffer.alloc(64, 0x77));
+    const both = [cert(other.vcek), ...chainOf(milan, milanChip.vcek)];
+    assert.equal(verify(signed(milanChip.key), both).endorsementKey.sha256, cert(milanChip.vcek).sha256);
+  });
+
+  test('a VCEK certifying a non-zero reserved TCB component (spl_4) is refused', () => {
+    const key = p384();
+    const vcek = milan.issueVcek({
+      chipId: defaultChipId('Milan'),
+      tcb: defaultTcb('Milan'),
+      key,
+      omitExtensions: ['1.3.6.1.4.1.3704.1.3.4'],
+      extraExtensions: [{ oid: '1.3.6.1.4.1.3704.1.3.4', value: Buffer.from([0x02, 0x01, 0x01]) }],
+    });
+    expectCoffer(() => verify(signed(key), chainOf(milan, vcek)), 'SNP_BAD_ENDORSEMENT_KEY', { kind: 'input' });
   });
 });

@@ -344,10 +344,11 @@ describe('deterministic refusals', () => {
     assert.equal(p.abiMinor, 7);
   });
 
-  test('platform info above bit 5 → SNP_BAD_PLATFORM_INFO; bits 0-5 decode', () => {
-    expectCoffer(() => parseSnpReport(buildReport({ platformInfo: 1n << 6n })), 'SNP_BAD_PLATFORM_INFO', { kind: 'input' });
-    const pi = parseSnpReport(buildReport({ platformInfo: 0x3fn })).platformInfo;
-    assert.deepEqual(pi, { raw: 0x3fn, smtEnabled: true, tsmeEnabled: true, eccEnabled: true, raplDisabled: true, ciphertextHidingEnabled: true, aliasCheckComplete: true });
+  test('platform info: bits 0-5 and 7 decode; other bits are kept as unknownBits (validation refuses them)', () => {
+    const unknown = parseSnpReport(buildReport({ platformInfo: (1n << 6n) | (1n << 40n) })).platformInfo;
+    assert.equal(unknown.unknownBits, (1n << 6n) | (1n << 40n));
+    const pi = parseSnpReport(buildReport({ platformInfo: 0xbfn })).platformInfo;
+    assert.deepEqual(pi, { raw: 0xbfn, smtEnabled: true, tsmeEnabled: true, eccEnabled: true, raplDisabled: true, ciphertextHidingEnabled: true, aliasCheckComplete: true, tioEnabled: true, unknownBits: 0n });
   });
 
   test('VMPL above 3 → SNP_BAD_VMPL; signature algorithm other than 1 → SNP_UNSUPPORTED_SIGNATURE_ALGO', () => {

@@ -60,7 +60,7 @@ function chainError(code: string, message: string, checks: Check[], name: string
 }
 
 function label(c: Certificate): string {
-  return c.subjectCn || c.subject;
+  return c.subjectCn || c.subject || `certificate with serial ${c.serial} issued by ${c.issuerCn || c.issuer}`;
 }
 
 /**

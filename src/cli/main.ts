@@ -4,6 +4,9 @@ import { registerSnp } from './snp.js';
 import { registerStatus } from './status.js';
 import { registerTpm } from './tpm.js';
 import { registerEventlog } from './eventlog.js';
+import { registerTdx, registerSgx } from './tdx.js';
+import { registerPolicy } from './policy.js';
+import { registerResult } from './result.js';
 
 export const VERSION = '0.1.0';
 
@@ -52,6 +55,10 @@ export function buildProgram(ctx: CliContext): Command {
   registerSnp(program, ctx);
   registerTpm(program, ctx);
   registerEventlog(program, ctx);
+  registerTdx(program, ctx);
+  registerSgx(program, ctx);
+  registerPolicy(program, ctx);
+  registerResult(program, ctx);
   return program;
 }
 

@@ -11,7 +11,7 @@ import type { TrustAnchor } from './chain.js';
  */
 export interface PinnedRoot {
   id: string;
-  vendor: 'AMD';
+  vendor: 'AMD' | 'Intel';
   file: string;
   sha256: string;
   /** The product line this root certifies (for AMD: the ARK of one EPYC generation). */
@@ -22,6 +22,7 @@ export const PINNED_ROOTS: readonly PinnedRoot[] = [
   { id: 'amd-ark-milan', vendor: 'AMD', product: 'Milan', file: 'amd-ark-milan.pem', sha256: '69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd' },
   { id: 'amd-ark-genoa', vendor: 'AMD', product: 'Genoa', file: 'amd-ark-genoa.pem', sha256: '4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1' },
   { id: 'amd-ark-turin', vendor: 'AMD', product: 'Turin', file: 'amd-ark-turin.pem', sha256: '1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a' },
+  { id: 'intel-sgx-root-ca', vendor: 'Intel', product: 'SGX/TDX', file: 'intel-sgx-root-ca.pem', sha256: '44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3' },
 ];
 
 export interface ProductAnchor extends TrustAnchor {

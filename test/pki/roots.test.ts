@@ -17,14 +17,23 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ROOTS_DIR = join(REPO, 'src/pki/roots');
 
 describe('PINNED_ROOTS', () => {
-  test('lists exactly the ARKs of Milan, Genoa and Turin, each with a file in src/pki/roots', () => {
+  test('lists exactly the ARKs of Milan, Genoa and Turin and the Intel SGX Root CA, each with a file in src/pki/roots', () => {
     assert.deepEqual(PINNED_ROOTS.map((r) => [r.id, r.vendor, r.product, r.file]), [
       ['amd-ark-milan', 'AMD', 'Milan', 'amd-ark-milan.pem'],
       ['amd-ark-genoa', 'AMD', 'Genoa', 'amd-ark-genoa.pem'],
       ['amd-ark-turin', 'AMD', 'Turin', 'amd-ark-turin.pem'],
+      ['intel-sgx-root-ca', 'Intel', 'SGX/TDX', 'intel-sgx-root-ca.pem'],
     ]);
     assert.deepEqual(readdirSync(ROOTS_DIR).sort(), PINNED_ROOTS.map((r) => r.file).sort());
     for (const r of PINNED_ROOTS) assert.match(r.sha256, /^[0-9a-f]{64}$/);
+  });
+
+  test('the Intel SGX Root CA is the one in the vectors, and loads as "Intel SGX Root CA (pinned)"', () => {
+    const a = loadPinnedRoot('intel-sgx-root-ca');
+    assert.equal(a.cert.subjectCn, 'Intel SGX Root CA');
+    assert.equal(a.label, 'Intel SGX Root CA (pinned)');
+    const vec = parseCertificates(readFileSync(join(REPO, '../shared/vectors/intel-tdx/roots/Intel_SGX_Root_CA.pem')))[0];
+    assert.ok(vec?.der.equals(a.cert.der));
   });
 
   for (const r of PINNED_ROOTS) {
@@ -37,12 +46,12 @@ describe('PINNED_ROOTS', () => {
       assert.equal(createHash('sha256').update(viaFile).digest('hex'), r.sha256);
       const fp = openssl(['x509', '-in', path, '-noout', '-fingerprint', '-sha256']).out;
       assert.equal(/Fingerprint=([0-9A-F:]+)/.exec(fp)?.[1]?.replace(/:/g, '').toLowerCase(), r.sha256);
-      // One certificate per file, self-signed ARK-<product>, and openssl agrees it verifies itself.
+      // One certificate per file, self-signed, and openssl agrees it verifies itself.
       assert.equal((readFileSync(path, 'latin1').match(/BEGIN CERTIFICATE/g) ?? []).length, 1);
       assert.match(openssl(['verify', '-CAfile', path, path]).out, /: OK/);
     });
 
-    test(`loadPinnedRoot(${r.id}) loads ARK-${r.product}, matching its pin and AMD's KDS bundle`, () => {
+    if (r.vendor === 'AMD') test(`loadPinnedRoot(${r.id}) loads ARK-${r.product}, matching its pin and AMD's KDS bundle`, () => {
       const a = loadPinnedRoot(r.id);
       assert.equal(a.cert.sha256, r.sha256);
       assert.equal(a.product, r.product);

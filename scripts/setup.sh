@@ -14,10 +14,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-# The Debian packages the tests use as real peers and oracles (see ARCHITECTURE.md).
+# The Debian packages the tests use as real peers and oracles (see ARCHITECTURE.md);
+# chromium renders the HTML trust report in a headless browser test (playwright-core).
 PACKAGES=(
   swtpm swtpm-tools tpm2-tools softhsm2 cryptsetup-bin efitools sbsigntool
-  ovmf systemd-boot-efi openssl
+  ovmf systemd-boot-efi openssl chromium
 )
 
 # --- Node and npm -------------------------------------------------------------------------

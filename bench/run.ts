@@ -159,3 +159,58 @@ process.exitCode = results.every(Boolean) ? 0 : 1;
   console.log('');
   compare('TDX quote verify (collateral cached)', () => void dcap.verifyDcapQuote(quote, { at, collateral }), '2× P-256 verify + cached PCK chain', floor);
 }
+
+// dm-verity: `coffer verity format` (worker threads, and one thread) beside `veritysetup
+// format` on the same file in the same run, in MB/s of data; rounds alternate, median shown.
+// BENCH_VERITY_MIB sets the file size (default 1024, as issue 7 asks).
+{
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync, mkdtempSync, openSync, writeSync, closeSync, rmSync } = await import('node:fs');
+  const { randomBytes } = await import('node:crypto');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { formatVerityFile } = await import('../src/image/verity.js');
+  const veritysetup = ['/usr/sbin/veritysetup', '/sbin/veritysetup', '/usr/bin/veritysetup'].find((p) => existsSync(p));
+  if (!veritysetup) throw new Error('the dm-verity bench compares with veritysetup: apt-get install cryptsetup-bin');
+  const mib = Number(process.env.BENCH_VERITY_MIB ?? 1024);
+  const rounds = Number(process.env.BENCH_VERITY_ROUNDS ?? 3);
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-bench-verity-'));
+  try {
+    const data = join(dir, 'data');
+    const fd = openSync(data, 'w');
+    for (let i = 0; i < mib; i += 16) writeSync(fd, randomBytes(Math.min(16, mib - i) * 1048576));
+    closeSync(fd);
+    const salt = 'be7c0ffee0be7c0ffee0be7c0ffee0be7c0ffee0be7c0ffee0be7c0ffee0be7c';
+    const uuid = '5e2d9b1c-7a4f-4e3d-8c2b-1a0f9e8d7c6b';
+    const time = async (fn: () => unknown): Promise<number> => {
+      const t = process.hrtime.bigint();
+      await fn();
+      return Number(process.hrtime.bigint() - t) / 1e9;
+    };
+    const mbps = (s: number) => (mib * 1048576) / 1e6 / s;
+    const ours: number[] = [];
+    const single: number[] = [];
+    const ref: number[] = [];
+    let same = true;
+    for (let r = 0; r < rounds; r++) {
+      let root = '';
+      ours.push(mbps(await time(async () => (root = (await formatVerityFile(data, join(dir, 'h1'), { salt: Buffer.from(salt, 'hex'), uuid })).rootHash))));
+      single.push(mbps(await time(() => formatVerityFile(data, join(dir, 'h0'), { salt: Buffer.from(salt, 'hex'), uuid, workers: 0 }))));
+      let out = '';
+      ref.push(mbps(await time(() => (out = spawnSync(veritysetup, ['format', data, join(dir, 'h2'), `--salt=${salt}`, `--uuid=${uuid}`], { encoding: 'utf8' }).stdout))));
+      same &&= out.includes(root);
+    }
+    const ratio = median(ours) / median(ref);
+    const met = ratio >= 1;
+    console.log('');
+    console.log(`dm-verity format ${mib} MiB, worker threads       ${median(ours).toFixed(0).padStart(7)} MB/s   veritysetup format                 ${median(ref).toFixed(0).padStart(7)} MB/s   ratio ${ratio.toFixed(3)}  (target ≥ 1: ${met ? 'met' : 'NOT MET'})`);
+    console.log(`dm-verity format ${mib} MiB, one thread          ${median(single).toFixed(0).padStart(7)} MB/s   veritysetup format                 ${median(ref).toFixed(0).padStart(7)} MB/s   ratio ${(median(single) / median(ref)).toFixed(3)}`);
+    if (!same) {
+      console.log('dm-verity: root hashes differ from veritysetup');
+      process.exitCode = 1;
+    }
+    if (!met) process.exitCode = 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

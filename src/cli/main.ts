@@ -7,6 +7,8 @@ import { registerEventlog } from './eventlog.js';
 import { registerTdx, registerSgx } from './tdx.js';
 import { registerPolicy } from './policy.js';
 import { registerResult } from './result.js';
+import { registerSecureboot } from './secureboot.js';
+import { registerVerity } from './verity.js';
 
 export const VERSION = '0.1.0';
 
@@ -59,6 +61,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerSgx(program, ctx);
   registerPolicy(program, ctx);
   registerResult(program, ctx);
+  registerSecureboot(program, ctx);
+  registerVerity(program, ctx);
   return program;
 }
 

@@ -5,6 +5,7 @@ import {
   checkDigests,
   compareReplay,
   decodeLog,
+  detectEventLogKind,
   parseEventLog,
   replayEventLog,
   type BootState,
@@ -24,13 +25,25 @@ interface Flags {
   expect?: string;
 }
 
+/**
+ * The log's kind: as --kind says, or with `auto` (the default) by detectEventLogKind's one rule
+ * (a SHA-384-only log whose Spec ID header sits at index 1, as TDVF writes it, is a CCEL; a log
+ * with its header at index 0 and any other bank set is a TPM log). Anything else is ambiguous
+ * (td-shim's CCEL and a SHA-384-only TPM log look alike) and needs --kind.
+ */
 function loadLog(path: string, f: Flags): EventLog {
-  let kind: EventLogKind | undefined;
-  if (f.kind !== undefined) {
-    if (f.kind !== 'tpm' && f.kind !== 'ccel') throw inputError('BAD_KIND', `--kind must be tpm or ccel, got "${f.kind}"`);
-    kind = f.kind;
-  }
-  return parseEventLog(readInput(path, 'event log'), { ...(kind ? { kind } : {}), allowPadding: f.padding !== false });
+  const bytes = readInput(path, 'event log');
+  const flag = f.kind ?? 'auto';
+  let kind: EventLogKind;
+  if (flag === 'tpm' || flag === 'ccel') kind = flag;
+  else if (flag === 'auto') {
+    const detected = detectEventLogKind(bytes);
+    if (!detected) {
+      throw inputError('EVENTLOG_KIND_REQUIRED', `${path}: cannot tell a TPM event log from a CCEL (a SHA-384-only log with its Spec ID header at index 0, as td-shim writes a CCEL and a SHA-384-only TPM its log): pass --kind tpm or --kind ccel`);
+    }
+    kind = detected;
+  } else throw inputError('BAD_KIND', `--kind must be tpm, ccel or auto, got "${flag}"`);
+  return parseEventLog(bytes, { kind, allowPadding: f.padding !== false });
 }
 
 function registersJson(r: Replayed): { pcrs: Record<string, Record<string, string>>; rtmrs?: Record<string, string> } {
@@ -98,8 +111,12 @@ function summaryLines(s: BootState): string[] {
     const digest = Object.entries(a.digests).find(([b]) => b === 'sha256') ?? Object.entries(a.digests)[0];
     out.push(`  Boot application   event ${a.event}: ${a.path || '(no device path)'}`);
     if (digest) out.push(`                       Authenticode ${digest[0]} ${digest[1]}`);
-    for (const au of a.authorities) out.push(`                       verified by ${au.variable}: ${au.subject ? `"${au.subject}"` : au.text ?? '?'} (event ${au.event})`);
   }
+  // Which authority verified which application is not authenticated (PCR 7 and PCR 4 are
+  // extended independently), so the authorities are listed on their own, not under an application.
+  if (s.authorities.length === 0) out.push('  Authorities used   none checked');
+  s.authorities.forEach((au, i) => out.push(`  ${i === 0 ? 'Authorities used   ' : '                   '}${au.variable}: ${au.subject ? `"${au.subject}"` : `SHA-256 ${au.sha256 ?? '?'}`} (event ${au.event})`));
+  if (s.authorities.length > 0) out.push('                     (order not authenticated: the log does not prove which key verified which application)');
   out.push(`  Kernel cmdline     ${s.kernelCommandLine ? `${s.kernelCommandLine.text} (${s.kernelCommandLine.source}, event ${s.kernelCommandLine.event})` : 'not verified'}`);
   out.push(`  ExitBootServices   ${s.exitBootServices.invoked ? `invoked, returned ${s.exitBootServices.returned ?? 'not logged'}` : 'NOT logged'}`);
   out.push(`  Separators         ${s.separators.map((x) => `${s.registerName}${x.register}×${x.events.length}`).join(' ')}`);
@@ -141,7 +158,7 @@ export function registerEventlog(program: Command, ctx: CliContext): void {
       .command('show')
       .description('decode an event log for a person: events, aligned, then the boot-state summary')
       .argument('<file>', 'binary event log (e.g. /sys/kernel/security/tpm0/binary_bios_measurements or /sys/firmware/acpi/tables/data/CCEL), or -')
-      .option('--kind <tpm|ccel>', 'read register indices as TPM PCRs or CC MR indices (default: CCEL when SHA-384 is the only bank)')
+      .option('--kind <tpm|ccel|auto>', 'read register indices as TPM PCRs or CC MR indices; auto (default): CCEL only when SHA-384 is the only bank and the Spec ID header is at index 1 (TDVF), TPM when the header is at index 0 with other banks, otherwise --kind is required')
       .option('--no-padding', 'refuse 0x00/0xFF fill after the last event'),
   ).action(
     action(ctx, (path: string, f: Flags) => {
@@ -171,7 +188,7 @@ export function registerEventlog(program: Command, ctx: CliContext): void {
       .command('replay')
       .description('replay every bank into PCR values (and RTMRs for a CCEL)')
       .argument('<file>', 'binary event log, or -')
-      .option('--kind <tpm|ccel>', 'read register indices as TPM PCRs or CC MR indices')
+      .option('--kind <tpm|ccel|auto>', 'read register indices as TPM PCRs or CC MR indices (auto: as for show)')
       .option('--no-padding', 'refuse 0x00/0xFF fill after the last event')
       .option('--expect <file>', 'JSON {"pcrs": {bank: {index: hex}}, "rtmrs": {index: hex}}: compare and fail on a difference'),
   ).action(

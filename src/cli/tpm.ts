@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
-import { fail, pass, type Check } from '../check.js';
+import { fail, notChecked, pass, type Check } from '../check.js';
 import { parseCertificates, type Certificate } from '../pki/certificate.js';
 import type { TrustAnchor } from '../pki/chain.js';
 import {
@@ -18,9 +18,10 @@ import {
   type PcrBanks,
   type TpmHash,
   type TpmQuoteClaims,
+  type TpmQuote,
   type TpmQuoteVerified,
 } from '../evidence/tpm/index.js';
-import { parseEventLog, replayEventLog, compareReplay } from '../evidence/eventlog/index.js';
+import { parseEventLog, replayEventLog, compareReplay, startupLocality, type EventLog, type Replayed } from '../evidence/eventlog/index.js';
 import { action, common, type CliContext } from './main.js';
 import { toJson, EXIT_OK, EXIT_FAILED, EXIT_USAGE } from './output.js';
 import { readInput, parseTime, hexArg, collect } from './files.js';
@@ -57,11 +58,36 @@ function certs(files: readonly string[]): Certificate[] {
   return files.flatMap((f) => parseCertificates(readInput(f, 'AK chain file'), f));
 }
 
-function replayedBanks(replayed: Record<string, Record<number, Buffer>>): PcrBanks {
+/**
+ * The PCR values an event log stands for, per bank it can replay: every PCR it extends, and PCRs
+ * 0-7 always (the PC Client profile requires the firmware log to account for every extend of
+ * them, so one it never extends must hold its reset value, PCR 0 from the StartupLocality).
+ */
+function replayedBanks(log: EventLog): PcrBanks {
+  const replayed = replayEventLog(log);
   const out: PcrBanks = new Map();
-  for (const [bank, regs] of Object.entries(replayed)) {
-    if (!(HASH_NAMES as readonly string[]).includes(bank)) continue;
-    out.set(bank as TpmHash, new Map(Object.entries(regs).map(([i, v]) => [Number(i), v])));
+  for (const alg of log.algorithms) {
+    if (!alg.replayable || !(HASH_NAMES as readonly string[]).includes(alg.name)) continue;
+    const regs = replayed.pcrs[alg.name] ?? {};
+    const bank = new Map<number, Buffer>(Object.entries(regs).map(([i, v]) => [Number(i), v]));
+    for (let i = 0; i <= 7; i++) {
+      if (bank.has(i)) continue;
+      const v = Buffer.alloc(alg.size);
+      if (i === 0) v[alg.size - 1] = startupLocality(log) ?? 0;
+      bank.set(i, v);
+    }
+    out.set(alg.name as TpmHash, bank);
+  }
+  return out;
+}
+
+/** The PCRs the log must be quoted for, per bank it carries: every PCR it extends, and 0-7. */
+function logPcrs(log: EventLog, replayed: Replayed): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const a of log.algorithms) {
+    if (!a.replayable) continue;
+    const set = new Set([0, 1, 2, 3, 4, 5, 6, 7, ...Object.keys(replayed.pcrs[a.name] ?? {}).map(Number)]);
+    out.set(a.name, [...set].sort((x, y) => x - y));
   }
   return out;
 }
@@ -70,19 +96,41 @@ function replayedBanks(replayed: Record<string, Record<number, Buffer>>): PcrBan
  * Event-log integration (src/evidence/eventlog): the replayed registers must equal the verified
  * quoted values for every quoted PCR the log extends, and for PCRs 0-7 always (the PC Client
  * firmware profile requires the firmware log to cover them). Other quoted PCRs the log does not
- * touch (PCR 10 for IMA, say) are listed as not covered.
+ * touch (PCR 10 for IMA, say) are listed as not covered; PCRs the log extends that the quote does
+ * not select are NOT CHECKED.
+ *
+ * When the PCR values came from the log itself, the digest check proves only what the quote
+ * selects: a quote selecting fewer PCRs than the log extends (or none) would "verify" any log. So
+ * the selection must cover, in a bank the log carries, every PCR the log extends and 0-7.
  */
-function eventLogChecks(logBytes: Buffer, quoted: PcrBanks, fromLog: boolean): Check[] {
-  const log = parseEventLog(logBytes);
+function eventLogChecks(log: EventLog, quote: TpmQuote, quoted: PcrBanks, fromLog: boolean): Check[] {
   const replayed = replayEventLog(log);
-  if (fromLog) return [pass('eventlog.replay', `the PCR values were replayed from the event log (${log.events.length} events, banks ${log.algorithms.map((a) => a.name).join(', ')}) and hash to the quoted pcrDigest`)];
+  const needed = logPcrs(log, replayed);
   const checks: Check[] = [];
-  if (![...quoted.keys()].some((bank) => log.algorithms.some((a) => a.name === bank))) {
+  if (fromLog) {
+    const covering: string[] = [];
+    const partial: string[] = [];
+    for (const s of quote.pcrSelection) {
+      const need = needed.get(s.hashName);
+      if (!need) continue;
+      const missing = need.filter((p) => !s.pcrs.includes(p));
+      if (missing.length === 0) covering.push(s.hashName);
+      else partial.push(`${s.hashName} (not selected: ${missing.join(',')})`);
+    }
+    const want = [...needed].map(([b, p]) => `${b}:${p.join(',')}`).join(' or ');
+    if (covering.length === 0) {
+      return [fail('eventlog.coverage', 'TPM_EVENTLOG_NOT_COVERED', `the PCR values were taken from the event log, but the quote's selection (${quote.pcrSelection.map((s) => `${s.hashName}:${s.pcrs.join(',') || 'none'}`).join(' ') || 'empty'}) does not cover every PCR the log extends in any bank it carries (needed: ${want}): the quote does not vouch for the log`, { expected: want, found: quote.pcrSelection.map((s) => `${s.hashName}:${s.pcrs.join(',') || 'none'}`).join(' ') || 'none' })];
+    }
+    checks.push(pass('eventlog.replay', `the PCR values were replayed from the event log (${log.events.length} events) and hash to the quoted pcrDigest; the quote covers every PCR the log extends in ${covering.join(', ')}`));
+    if (partial.length > 0) checks.push(notChecked('eventlog.coverage', `the quote selects only part of what the log extends in ${partial.join(', ')}`));
+    return checks;
+  }
+  if (![...quoted.keys()].some((bank) => needed.has(bank))) {
     return [fail('eventlog.banks', 'TPM_EVENTLOG_NO_COMMON_BANK', `the event log carries ${log.algorithms.map((a) => a.name).join(', ')} digests, the quote covers ${[...quoted.keys()].join(', ') || 'no'} PCRs: nothing can be compared`)];
   }
   for (const [bank, regs] of quoted) {
-    if (!log.algorithms.some((a) => a.name === bank)) {
-      checks.push(pass(`eventlog.${bank}`, `NOT CHECKED: the event log carries no ${bank} digests`));
+    if (!needed.has(bank)) {
+      checks.push(notChecked(`eventlog.${bank}`, `the event log carries no ${bank} digests`));
       continue;
     }
     const expected: Record<number, Buffer> = {};
@@ -99,13 +147,15 @@ function eventLogChecks(logBytes: Buffer, quoted: PcrBanks, fromLog: boolean): C
       const note = uncovered.length > 0 ? `; PCRs ${uncovered.join(',')} are not extended by this log and not covered by it` : '';
       checks.push(pass(`eventlog.${bank}`, `the event log replays to the quoted ${bank} PCRs ${cmp.matched.map((m) => m.register).join(',')}${note}`));
     }
+    const unquoted = (needed.get(bank) ?? []).filter((p) => !regs.has(p));
+    if (unquoted.length > 0) checks.push(notChecked(`eventlog.${bank}.unquoted`, `the event log extends ${bank} PCR(s) ${unquoted.join(',')}, which the quote does not select: their events are not vouched for`));
   }
   return checks;
 }
 
 function checkLine(c: Check): string {
   const detail = !c.ok && (c.expected !== undefined || c.found !== undefined) ? ` (expected ${c.expected ?? '-'}, found ${c.found ?? '-'})` : '';
-  return `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(24)} ${c.description}${detail}`;
+  return `  ${c.notChecked ? '--  ' : c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(24)} ${c.description}${detail}`;
 }
 
 /** Best-effort claims for a failed verification (the bytes may not even parse). */
@@ -150,10 +200,11 @@ export function registerTpm(program: Command, ctx: CliContext): void {
       const ak = loadAttestationKey(f.ak.map((p) => ({ data: readInput(p, 'AK file'), what: p })));
       const akRoots = anchors(f.akRoot ?? []);
       const akIntermediates = certs(f.akChain ?? []);
-      const logBytes = f.eventlog === undefined ? undefined : readInput(f.eventlog, 'event log');
+      // A TPM quote's log is a TPM log: the kind is never guessed.
+      const log = f.eventlog === undefined ? undefined : parseEventLog(readInput(f.eventlog, 'event log'), { kind: 'tpm' });
       let pcrs: PcrBanks | undefined = f.pcrs && f.pcrs.length > 0 ? mergePcrBanks(f.pcrs.map((p) => parsePcrFile(readInput(p, 'PCR file'), p))) : undefined;
-      const pcrsFromLog = pcrs === undefined && logBytes !== undefined;
-      if (pcrsFromLog) pcrs = replayedBanks(replayEventLog(parseEventLog(logBytes)).pcrs);
+      const pcrsFromLog = pcrs === undefined && log !== undefined;
+      if (pcrsFromLog) pcrs = replayedBanks(log);
       const expected = f.expectPcrs === undefined ? undefined : parsePcrFile(readInput(f.expectPcrs, 'reference PCR file'), f.expectPcrs);
       const qualified = f.expectQualifiedSigner === undefined ? undefined : hexArg(f.expectQualifiedSigner, '--expect-qualified-signer', 66, false);
 
@@ -176,7 +227,7 @@ export function registerTpm(program: Command, ctx: CliContext): void {
         throw e;
       }
       const extra: Check[] = [];
-      if (logBytes !== undefined) extra.push(...eventLogChecks(logBytes, verified.pcrs ?? new Map(), pcrsFromLog));
+      if (log !== undefined) extra.push(...eventLogChecks(log, verified.quote, verified.pcrs ?? new Map(), pcrsFromLog));
       if (expected) extra.push(...validateTpmQuote(verified.quote, verified.pcrs, { pcrs: expected }));
       const checks = [...verified.checks, ...extra];
       const failed = extra.filter((c) => !c.ok);
@@ -192,8 +243,10 @@ export function registerTpm(program: Command, ctx: CliContext): void {
       }
       if (!verified.nonceChecked) ctx.io.err('coffer: WARNING: --no-nonce-check: the quote was NOT checked for freshness; it may be a replay');
       const root = verified.akChain?.[verified.akChain.length - 1];
+      const unchecked = checks.filter((c) => c.notChecked);
       ctx.io.out(
         `VERIFIED  TPM 2.0 quote, ${claims.signature.alg.toUpperCase()}/${claims.signature.hash.toUpperCase()} by AK ${claims.ak?.key ?? ''}${root ? `, AK certificate chained to ${root.subjectCn || root.subject}` : ''}\n` +
+          (unchecked.length > 0 ? `  NOT CHECKED: ${unchecked.map((c) => c.name).join(', ')} (see below; pass the AK's TPM public area, --nonce, --pcrs or --eventlog to check them)\n` : '') +
           `${formatTpmQuote(claims).replace(/^/gm, '  ')}\n` +
           checks.map(checkLine).join('\n'),
       );

@@ -136,6 +136,15 @@ describe('coffer eventlog replay', () => {
     failsWithOneLine(await cli(['eventlog', 'show', trailing]), 2, 'EVENTLOG_TRUNCATED');
     failsWithOneLine(await cli(['eventlog', 'replay', COS113, '--no-padding']), 2, 'EVENTLOG_PADDING');
     failsWithOneLine(await cli(['eventlog', 'replay', RHEL, '--kind', 'sgx']), 2, 'BAD_KIND');
+    // M4: td-shim's CCEL (SHA-384 only, header at index 0) cannot be told from a TPM log: --kind is required.
+    const tdshim = join(EL, 'ccel/trustee/CCEL_data');
+    failsWithOneLine(await cli(['eventlog', 'replay', tdshim]), 2, 'EVENTLOG_KIND_REQUIRED');
+    const asCcel = JSON.parse((await cli(['eventlog', 'replay', tdshim, '--kind', 'ccel', '--json'])).stdout) as { kind: string; rtmrs: Record<string, string> };
+    assert.equal(asCcel.kind, 'ccel');
+    assert.equal(asCcel.rtmrs['0'], expectedRtmrs['trustee/CCEL_data']?.rtmr0);
+    // Forced to tpm, the TDVF CCEL is read as PCRs (no rtmrs).
+    const forced = JSON.parse((await cli(['eventlog', 'replay', COS113, '--kind', 'tpm', '--json'])).stdout) as { kind: string; rtmrs?: unknown };
+    assert.deepEqual([forced.kind, forced.rtmrs], ['tpm', undefined]);
     const notJson = join(work, 'x.json');
     writeFileSync(notJson, '{');
     failsWithOneLine(await cli(['eventlog', 'replay', RHEL, '--expect', notJson]), 2, 'BAD_EXPECTED');
@@ -160,7 +169,9 @@ describe('coffer eventlog show', () => {
     assert.match(r.stdout, /File\(\\EFI\\redhat\\shimx64\.efi\)/);
     assert.match(r.stdout, /^ {2}Secure Boot {8}ON \(event 3\)$/m);
     assert.match(r.stdout, /^ {2}db {17}"Microsoft Corporation UEFI CA 2011" \(sha256 48e99b991f57fc52…\), "Microsoft Windows Production PCA 2011" \(sha256 e8e95f0733a55e8b…\) \(event 6\)$/m);
-    assert.match(r.stdout, /verified by Shim: "Red Hat Secure Boot CA 5" \(event 27\)/);
+    // M5: authorities are listed as used, in no authenticated order, not under an application.
+    assert.doesNotMatch(r.stdout, /verified by/);
+    assert.match(r.stdout, /^ {2}Authorities used {3}db: "Microsoft Corporation UEFI CA 2011" \(event 21\)\n {21}Shim: "Red Hat Secure Boot CA 5" \(event 27\)\n {21}\(order not authenticated/m);
     assert.match(r.stdout, /^ {2}ExitBootServices {3}invoked, returned success$/m);
     assert.match(r.stdout, /Not verified:\n {2}- The log is not authenticated/);
   });

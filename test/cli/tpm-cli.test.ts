@@ -9,7 +9,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { run } from '../../src/cli/main.js';
+import { parseEventLog, replayEventLog } from '../../src/evidence/eventlog/index.js';
+import { synthQuote } from '../evidence/tpm/vectors.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(REPO, 'bin/coffer');
@@ -107,7 +110,7 @@ interface Json {
     ak: { type: string; key: string; name: string | null; attributes: { names: string[]; restricted: boolean } | null; certificate: { issuer: string; notAfter: string } | null; forms: string[] } | null;
     pcrs: Record<string, Record<string, string>> | null;
   } | null;
-  checks: { name: string; ok: boolean; description: string; code?: string; expected?: string; found?: string }[];
+  checks: { name: string; ok: boolean; notChecked?: boolean; description: string; code?: string; expected?: string; found?: string }[];
   error?: { code: string; message: string };
 }
 
@@ -184,7 +187,7 @@ describe('coffer tpm verify: GCE Shielded VM quotes', () => {
     assert.deepEqual(c.ak?.forms, ['TPMT_PUBLIC', 'X.509 certificate']);
     assert.equal(c.ak?.certificate?.notAfter, '2051-08-24T23:16:05.000Z');
     assert.equal(c.pcrs?.sha256?.['0'], '0f35c214608d93c7a6e68ae7359b4a8be5a0e99eea9107ece427c4dea4e439cf');
-    assert.deepEqual(j.checks.map((x) => x.name), ['tpm.signature', 'tpm.format', 'tpm.ak.attributes', 'pki.signature', 'pki.signature', 'pki.anchor', 'pki.validity', 'tpm.ak.certificate', 'tpm.qualified-signer', 'tpm.nonce', 'tpm.pcr-digest', 'eventlog.sha256']);
+    assert.deepEqual(j.checks.map((x) => x.name), ['tpm.signature', 'tpm.format', 'tpm.ak.attributes', 'tpm.ak.key', 'pki.signature', 'pki.signature', 'pki.anchor', 'pki.validity', 'tpm.ak.certificate', 'tpm.qualified-signer', 'tpm.nonce', 'tpm.pcr-digest', 'eventlog.sha256']);
     assert.ok(j.checks.every((x) => x.ok));
   });
 
@@ -193,10 +196,13 @@ describe('coffer tpm verify: GCE Shielded VM quotes', () => {
     const r = await cli([...gce(NO_NONCE, 'sha1'), '--no-nonce-check']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^coffer: WARNING: --no-nonce-check: the quote was NOT checked for freshness/);
-    assert.ok(lines(r.stdout).some((l) => /ok {3}tpm\.nonce +WARNING: NONCE NOT CHECKED/.test(l)));
+    // M3: a check not performed is shown as `--`, and named in a NOT CHECKED header line.
+    assert.ok(lines(r.stdout).some((l) => /^ {2}-- {3}tpm\.nonce +NOT CHECKED: WARNING: freshness is unproven/.test(l)));
+    assert.match(lines(r.stdout)[1] as string, /^ {2}NOT CHECKED: tpm\.nonce \(see below/);
     const j = JSON.parse((await cli([...gce(NO_NONCE, 'sha1'), '--no-nonce-check', '--json'])).stdout) as Json;
     assert.equal(j.ok, true);
-    assert.match(j.checks.find((x) => x.name === 'tpm.nonce')?.description ?? '', /^WARNING: NONCE NOT CHECKED.*extraData is empty/);
+    assert.match(j.checks.find((x) => x.name === 'tpm.nonce')?.description ?? '', /^NOT CHECKED: WARNING: freshness is unproven.*extraData is empty/);
+    assert.equal(j.checks.find((x) => x.name === 'tpm.nonce')?.notChecked, true);
     failsWithOneLine(await cli([...gce(NO_NONCE, 'sha1'), '--no-nonce-check', '--nonce', '00']), 2, 'USAGE');
   });
 
@@ -258,6 +264,53 @@ describe('coffer tpm verify: GCE Shielded VM quotes', () => {
     failsWithOneLine(await cli([...gce(N9009, 'sha1'), '--nonce', 'zz']), 2, 'BAD_HEX');
     failsWithOneLine(await cli([...gce(N9009, 'sha1'), '--nonce', '9009', '--pcrs', join(work, 'absent.json')]), 2, 'FILE_UNREADABLE');
     failsWithOneLine(await cli([...gce(N9009, 'sha1'), '--nonce', '9009', '--at', '2025-13-01']), 2, 'BAD_TIME');
+  });
+});
+
+describe('coffer tpm verify --eventlog: the quote must cover the log (review H3, exp5)', () => {
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const akFile = () => tmp('synth-ak.pem', key.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+  const log = join(N9009, 'event_log.bin');
+  const replayed = replayEventLog(parseEventLog(readFileSync(log))).pcrs.sha256 as Record<number, Buffer>;
+  const select = (pcrs: number[]) => {
+    const bitmap = Buffer.alloc(3);
+    for (const p of pcrs) bitmap[p >> 3] = (bitmap[p >> 3] as number) | (1 << (p & 7));
+    return Buffer.concat([Buffer.from('00000001000b03', 'hex'), bitmap]);
+  };
+  const digestOf = (pcrs: number[]) => createHash('sha256').update(Buffer.concat(pcrs.map((p) => replayed[p] as Buffer))).digest();
+  const quoteArgs = (name: string, pcrs: number[]) => {
+    const q = synthQuote(select(pcrs), digestOf(pcrs), key.privateKey, Buffer.from('9009', 'hex'));
+    return ['tpm', 'verify', '--quote', tmp(`${name}.msg`, q.attest), '--signature', tmp(`${name}.sig`, q.signature), '--ak', akFile(), '--nonce', '9009'];
+  };
+
+  test('a quote selecting only PCR 0, with the PCR values taken from the log → exit 1 TPM_EVENTLOG_NOT_COVERED', async () => {
+    const line = failsWithOneLine(await cli([...quoteArgs('pcr0', [0]), '--eventlog', log]), 1, 'TPM_EVENTLOG_NOT_COVERED');
+    assert.match(line, /needed: .*sha256:0,1,2,3,4,5,6,7,8,9/);
+    const j = JSON.parse((await cli([...quoteArgs('pcr0', [0]), '--eventlog', log, '--json'])).stdout) as Json;
+    assert.deepEqual([j.ok, j.error?.code], [false, 'TPM_EVENTLOG_NOT_COVERED']);
+  });
+
+  test('an empty selection → exit 1 TPM_EMPTY_SELECTION; sizeofSelect 0 → exit 2 TPM_BAD_PCR_SELECTION', async () => {
+    const empty = synthQuote(Buffer.from('00000000', 'hex'), createHash('sha256').digest(), key.privateKey, Buffer.from('9009', 'hex'));
+    failsWithOneLine(await cli(['tpm', 'verify', '--quote', tmp('empty.msg', empty.attest), '--signature', tmp('empty.sig', empty.signature), '--ak', akFile(), '--nonce', '9009', '--eventlog', log]), 1, 'TPM_EMPTY_SELECTION');
+    const short = synthQuote(Buffer.from('00000001000b00', 'hex'), createHash('sha256').digest(), key.privateKey, Buffer.from('9009', 'hex'));
+    failsWithOneLine(await cli(['tpm', 'verify', '--quote', tmp('short.msg', short.attest), '--signature', tmp('short.sig', short.signature), '--ak', akFile(), '--nonce', '9009', '--eventlog', log]), 2, 'TPM_BAD_PCR_SELECTION');
+  });
+
+  test('a quote selecting every PCR the log extends (0-9) → VERIFIED from the log alone', async () => {
+    const r = await cli([...quoteArgs('all', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), '--eventlog', log]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(lines(r.stdout).some((l) => /ok {3}eventlog\.replay +.*the quote covers every PCR the log extends in sha256/.test(l)));
+  });
+
+  test('with --pcrs, PCRs the log extends but the quote does not select are NOT CHECKED (--), not passed', async () => {
+    const sel = [0, 1, 2, 3, 4, 5, 6, 7];
+    const pcrs = tmp('sel.json', JSON.stringify({ sha256: Object.fromEntries(sel.map((p) => [String(p), (replayed[p] as Buffer).toString('hex')])) }));
+    const r = await cli([...quoteArgs('pcr0-7', sel), '--pcrs', pcrs, '--eventlog', log]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = lines(r.stdout);
+    assert.ok(out.some((l) => /^ {2}-- {3}eventlog\.sha256\.unquoted +NOT CHECKED: the event log extends sha256 PCR\(s\) 8,9, which the quote does not select/.test(l)), r.stdout);
+    assert.match(out[1] as string, /^ {2}NOT CHECKED: .*eventlog\.sha256\.unquoted/);
   });
 });
 

@@ -244,7 +244,7 @@ export function describeEvent(d: EventDetail): string {
       return `${d.description !== undefined ? `"${d.description}" ` : ''}base ${hex(d.base)} length ${hex(d.length)}`;
     case 'variable': {
       const head = `${d.name} (${d.guid})`;
-      if (d.secureBoot !== undefined) return `${head} = ${d.secureBoot} (Secure Boot ${d.secureBoot === 1 ? 'on' : 'off'})`;
+      if (d.secureBoot !== undefined) return `${head} = ${d.secureBoot} (${d.secureBoot === 1 ? 'Secure Boot on' : d.secureBoot === 0 ? 'Secure Boot off' : 'INVALID: neither 0 nor 1'})`;
       if (d.signatures) {
         if (d.signatures.length === 0) return `${head}: empty`;
         const certs = d.signatures.filter((x) => x.kind === 'x509').map(signatureSummary);

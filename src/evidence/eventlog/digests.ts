@@ -36,6 +36,13 @@ export interface DigestCheck {
   convention?: string;
   /** Banks whose digest did not match any convention (for a mismatch). */
   failedBanks?: string[];
+  /**
+   * For a verified event: which bytes of the event data the digest covers. Whatever lies outside
+   * (GRUB's `grub_cmd: ` / `kernel_cmdline: ` labels, a trailing NUL) is not measured.
+   */
+  measured?: { offset: number; length: number };
+  /** Why a must/may event could not be checked (e.g. no bank this verifier can hash). */
+  reason?: string;
 }
 
 const MUST = new Set<number>([
@@ -109,6 +116,9 @@ export function checkEventDigest(log: EventLog, e: TcgEvent): DigestCheck {
   if (rule === 'not-extended') return { seq: e.seq, rule, status: 'not-extended' };
   if (rule === 'external') return { seq: e.seq, rule, status: 'external' };
   const banks = log.algorithms.filter((a) => a.replayable);
+  // With no bank we can hash (an SM3-only log), nothing is checked: `every` over no banks would
+  // otherwise call every event verified.
+  if (banks.length === 0) return { seq: e.seq, rule, status: 'unverified', reason: `the log carries no bank this verifier can hash (${log.algorithms.map((a) => a.name).join(', ')})` };
   const cands = candidates(e);
   // The same convention must hold in every bank: a log whose SHA-1 digest matches one reading
   // and whose SHA-256 digest matches another is not consistent.
@@ -117,7 +127,7 @@ export function checkEventDigest(log: EventLog, e: TcgEvent): DigestCheck {
       const d = e.digests[a.name];
       return d !== undefined && same(createHash(a.name).update(pre).digest(), d);
     })) {
-      return { seq: e.seq, rule, status: 'verified', convention: name };
+      return { seq: e.seq, rule, status: 'verified', convention: name, measured: { offset: pre.byteOffset - e.data.byteOffset, length: pre.length } };
     }
   }
   const failedBanks = banks.filter((a) => {

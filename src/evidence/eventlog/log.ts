@@ -1,5 +1,5 @@
 import { ByteReader } from '../../bytes/reader.js';
-import { inputError } from '../../errors.js';
+import { inputError, isCofferError } from '../../errors.js';
 import { EV, eventTypeName, hashById, type HashAlgorithm, type HashName } from './types.js';
 
 /**
@@ -49,7 +49,11 @@ export interface EventLog {
 }
 
 export interface ParseOptions {
-  /** `ccel` reads register indices as CC MR indices; default: `ccel` when the only bank is SHA-384, else `tpm`. */
+  /**
+   * `ccel` reads register indices as CC MR indices (0 = MRTD, 1-4 = RTMR0-3). Default `tpm`: the
+   * kind is never guessed from the banks (a SHA-384-only TPM log is a TPM log); the caller knows
+   * where the log came from (see detectEventLogKind for the one documented rule the CLI uses).
+   */
   kind?: EventLogKind;
   /** Accept trailing 0x00 or 0xFF fill after the last event (default true). */
   allowPadding?: boolean;
@@ -92,6 +96,38 @@ export function parseSpecIdEvent(data: Buffer): SpecIdEvent {
   return { platformClass, specVersion: { major, minor, errata }, uintnSize, algorithms, vendorInfo };
 }
 
+/**
+ * The one rule by which a log's kind may be inferred (the `coffer eventlog` CLI uses it when no
+ * --kind is given; verifiers never do, they know what they were handed):
+ *
+ * - a log whose Spec ID header event declares SHA-384 as its only bank and is logged at index 1
+ *   is a CCEL: the PC Client profile fixes the header's PCRIndex at 0, and TDVF (EDK2's TdTcg2Dxe)
+ *   writes its CC event log header at MR index 1;
+ * - a log without a (valid) Spec ID header, or whose Spec ID declares any bank set other than
+ *   SHA-384 alone, is a TPM log (a CCEL is always crypto-agile SHA-384);
+ * - a SHA-384-only log with its header at any other index (td-shim writes its CCEL header at 0,
+ *   and so would a SHA-384-only TPM) is ambiguous: undefined, and the caller must say which.
+ */
+export function detectEventLogKind(bytes: Uint8Array): EventLogKind | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 32) return 'tpm';
+  const register = buf.readUInt32LE(0);
+  const type = buf.readUInt32LE(4);
+  const size = buf.readUInt32LE(28);
+  const data = buf.subarray(32, 32 + Math.min(size, buf.length - 32));
+  if (type !== EV.NO_ACTION || data.length < SPEC_ID_HEADER || !data.subarray(0, 16).equals(SPEC_ID_SIGNATURE)) return 'tpm';
+  let specId: SpecIdEvent;
+  try {
+    specId = parseSpecIdEvent(data);
+  } catch (e) {
+    if (isCofferError(e)) return 'tpm';
+    throw e;
+  }
+  const sha384Only = specId.algorithms.length === 1 && specId.algorithms[0]?.name === 'sha384';
+  if (!sha384Only) return 'tpm';
+  return register === 1 ? 'ccel' : undefined;
+}
+
 /** Where the trailing run of one fill byte (0x00 or 0xFF) starts, found once from the end (linear, not per event). */
 function fillStart(buf: Buffer): { byte: 0x00 | 0xff; from: number } | undefined {
   const last = buf[buf.length - 1];
@@ -111,6 +147,11 @@ function eventData(r: ByteReader, seq: number): Buffer {
 function checkRegister(register: number, seq: number, kind: EventLogKind, type: number): void {
   // EV_NO_ACTION is never extended; Windows logs its WBCL information events under PCR 0xFFFFFFFF.
   if (type === EV.NO_ACTION) return;
+  // MR 0 is MRTD, which the TDX module measures: no firmware event may claim it. Skipping such an
+  // event would let a log carry measured-looking data that no register accounts for.
+  if (kind === 'ccel' && register === 0) {
+    throw inputError('EVENTLOG_BAD_EVENT', `event ${seq} (${eventTypeName(type)}): CC MR index 0 is MRTD, which no event log entry extends`);
+  }
   const max = kind === 'ccel' ? 4 : MAX_PCR_INDEX;
   if (register > max) {
     throw inputError('EVENTLOG_BAD_EVENT', `event ${seq} (${eventTypeName(type)}): ${kind === 'ccel' ? 'CC MR' : 'PCR'} index ${register} is out of range 0-${max}`);
@@ -138,7 +179,8 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   if (headerType === EV.NO_ACTION && headerData.length >= SPEC_ID_HEADER && headerData.subarray(0, 16).equals(SPEC_ID_SIGNATURE)) {
     specId = parseSpecIdEvent(headerData);
   }
-  const kind: EventLogKind = opts.kind ?? (specId && specId.algorithms.length === 1 && specId.algorithms[0]?.name === 'sha384' ? 'ccel' : 'tpm');
+  const kind: EventLogKind = opts.kind ?? 'tpm';
+  if (kind !== 'tpm' && kind !== 'ccel') throw inputError('USAGE', `event log kind must be tpm or ccel`);
   // TDVF writes the CCEL header with register 1; the TPM spec says 0. Neither is extended.
   if (!specId) checkRegister(headerRegister, 0, kind, headerType);
   events.push({ seq: 0, offset: 0, register: headerRegister, type: headerType, typeName: eventTypeName(headerType), digests: { sha1: headerDigest }, data: headerData });

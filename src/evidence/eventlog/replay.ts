@@ -20,12 +20,36 @@ export interface Replayed {
 
 const STARTUP_LOCALITY = Buffer.from('StartupLocality\0', 'latin1');
 
-/** The locality from a StartupLocality EV_NO_ACTION event in PCR 0, if any (PFP spec, "Startup Locality Event"). */
+/**
+ * The locality from the StartupLocality EV_NO_ACTION event (PFP spec, "Startup Locality Event"),
+ * or undefined when the log has none. It sets PCR 0's starting value, so it is held to the spec:
+ * exactly one such event, in PCR 0, 17 bytes, before the first event extended into PCR 0, with
+ * locality 0, 3 or 4 (H-CRTM). Anything else is refused (EVENTLOG_BAD_STARTUP_LOCALITY): a
+ * second or late StartupLocality would let a log choose PCR 0's initial value after the fact.
+ * Only TPM logs have one; a CCEL's is ignored (RTMRs start at zero).
+ */
 export function startupLocality(log: EventLog): number | undefined {
+  if (log.kind !== 'tpm') return undefined;
+  let found: { seq: number; locality: number } | undefined;
+  let firstPcr0: number | undefined;
   for (const e of log.events) {
-    if (e.type === EV.NO_ACTION && e.register === 0 && e.data.length === 17 && e.data.subarray(0, 16).equals(STARTUP_LOCALITY)) return e.data[16];
+    if (e.type !== EV.NO_ACTION) {
+      if (e.register === 0 && firstPcr0 === undefined && isExtended(log, e)) firstPcr0 = e.seq;
+      continue;
+    }
+    if (!e.data.subarray(0, 16).equals(STARTUP_LOCALITY)) continue;
+    const bad = (why: string): never => {
+      throw inputError('EVENTLOG_BAD_STARTUP_LOCALITY', `event ${e.seq}: StartupLocality ${why}`);
+    };
+    if (found) bad(`appears a second time (first at event ${found.seq})`);
+    if (e.register !== 0) bad(`is logged for PCR ${e.register}, not PCR 0`);
+    if (e.data.length !== 17) bad(`event is ${e.data.length} bytes, not 17`);
+    if (firstPcr0 !== undefined) bad(`comes after event ${firstPcr0} was already extended into PCR 0`);
+    const locality = e.data[16] as number;
+    if (locality !== 0 && locality !== 3 && locality !== 4) bad(`locality is ${locality}, not 0, 3 or 4`);
+    found = { seq: e.seq, locality };
   }
-  return undefined;
+  return found?.locality;
 }
 
 /** Is this event extended into a register (everything except EV_NO_ACTION and the header)? */
@@ -49,7 +73,7 @@ export function replayEventLog(log: EventLog): Replayed {
       let cur = bank[e.register];
       if (!cur) {
         cur = Buffer.alloc(alg.size);
-        if (e.register === 0 && log.kind === 'tpm') cur[alg.size - 1] = locality;
+        if (e.register === 0) cur[alg.size - 1] = locality;
       }
       bank[e.register] = createHash(alg.name).update(cur).update(d).digest();
     }

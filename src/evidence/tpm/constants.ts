@@ -95,6 +95,8 @@ export const MAX_DIGEST_SIZE = 64;
 export const MAX_DATA_SIZE = 66;
 /** sizeof(TPMU_NAME): a digest with its algorithm (2 + 64), or a 4-byte handle. */
 export const MAX_NAME_SIZE = 66;
+/** PCR_SELECT_MIN: the PC Client profile requires at least 24 PCRs, so a TPM's bitmap is at least 3 octets. */
+export const PCR_SELECT_MIN = 3;
 /** PCR_SELECT_MAX: no TPM implements more than 32 PCRs per bank (TSS2 uses 4 octets). */
 export const PCR_SELECT_MAX = 4;
 /** HASH_COUNT bound for TPML_PCR_SELECTION (TSS2's TPM2_NUM_PCR_BANKS). */

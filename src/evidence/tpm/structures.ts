@@ -11,6 +11,7 @@ import {
   MAX_RSA_KEY_BYTES,
   OTHER_HASH_SIZES,
   PCR_SELECT_MAX,
+  PCR_SELECT_MIN,
   TPM_ALG,
   TPM_ECC_CURVES,
   TPM_GENERATED_VALUE,
@@ -82,6 +83,11 @@ export function readPcrSelection(r: ByteReader, order: 'be' | 'le' = 'be'): PcrS
     const sizeofSelect = r.u8();
     if (sizeofSelect > PCR_SELECT_MAX) {
       throw inputError('TPM_BAD_PCR_SELECTION', `${r.what}: PCR bank ${h.name} has a ${sizeofSelect}-octet bitmap, more than PCR_SELECT_MAX (${PCR_SELECT_MAX})`);
+    }
+    // A TPM never encodes a bitmap shorter than PCR_SELECT_MIN (TPM 2.0 Part 2, TPMS_PCR_SELECT):
+    // a 0-octet "selection" selects nothing while looking like a bank.
+    if (sizeofSelect < PCR_SELECT_MIN) {
+      throw inputError('TPM_BAD_PCR_SELECTION', `${r.what}: PCR bank ${h.name} has a ${sizeofSelect}-octet bitmap, less than PCR_SELECT_MIN (${PCR_SELECT_MIN})`);
     }
     const bitmap = r.bytes(sizeofSelect);
     if (out.some((s) => s.hash === id)) throw inputError('TPM_BAD_PCR_SELECTION', `${r.what}: PCR bank ${h.name} is selected twice`);

@@ -1,13 +1,13 @@
 import { constants, timingSafeEqual, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { CofferError, inputError, verifyError } from '../../errors.js';
-import { fail, pass, type Check } from '../../check.js';
+import { fail, notChecked, pass, type Check } from '../../check.js';
 import { toHex } from '../../bytes/hex.js';
 import type { Certificate } from '../../pki/certificate.js';
 import { verifyChain, type TrustAnchor } from '../../pki/chain.js';
 import { algName, TPM_HASHES } from './constants.js';
 import { attributeNames, parseTpmQuote, parseTpmSignature, type TpmQuote, type TpmSignature } from './structures.js';
 import { computePcrDigest, type PcrBanks } from './pcrs.js';
-import { describeKey, type AttestationKey } from './ak.js';
+import { describeKey, sameKey, type AttestationKey } from './ak.js';
 
 export interface TpmVerifyOptions {
   /** Time at which the AK certificate chain must be valid. */
@@ -59,7 +59,34 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-const CURVE_BYTES: Readonly<Record<string, number>> = { prime256v1: 32, secp384r1: 48, secp521r1: 66 };
+/** The curves an AK may use: NIST P-256 and P-384 (what TPMs implement for ECDSA AKs). */
+const CURVE_BYTES: Readonly<Record<string, number>> = { prime256v1: 32, secp384r1: 48 };
+/** The smallest RSA AK accepted. */
+export const MIN_RSA_AK_BITS = 2048;
+
+/**
+ * The AK's parts must hold one key, and a key strong enough to mean something. AttestationKey is a
+ * plain interface that any caller can assemble, so this is checked here, not only when loading.
+ */
+function checkAkKey(checks: Check[], ak: AttestationKey): Check {
+  const others: [string, KeyObject][] = [];
+  if (ak.public) others.push(['TPM public area', ak.public.key]);
+  if (ak.certificate) others.push(['AK certificate', ak.certificate.publicKey]);
+  for (const [what, k] of others) {
+    if (!sameKey(ak.key, k)) failWith(checks, 'tpm.ak.key', 'TPM_AK_MISMATCH', `the ${what} holds a different key (${describeKey(k)}) than the AK key (${describeKey(ak.key)})`);
+  }
+  const type = ak.key.asymmetricKeyType;
+  if (type === 'rsa') {
+    const bits = ak.key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < MIN_RSA_AK_BITS) failWith(checks, 'tpm.ak.key', 'TPM_BAD_AK', `the AK is an RSA-${bits} key; at least RSA-${MIN_RSA_AK_BITS} is required`, { expected: `RSA >= ${MIN_RSA_AK_BITS}`, found: `RSA-${bits}` });
+  } else if (type === 'ec') {
+    const curve = ak.key.asymmetricKeyDetails?.namedCurve ?? 'unknown';
+    if (CURVE_BYTES[curve] === undefined) failWith(checks, 'tpm.ak.key', 'TPM_BAD_AK', `the AK is on curve ${curve}; only P-256 and P-384 are accepted`, { expected: 'prime256v1 or secp384r1', found: curve });
+  } else {
+    failWith(checks, 'tpm.ak.key', 'TPM_BAD_AK', `the AK is a ${type ?? 'unknown'} key, neither RSA nor ECC`);
+  }
+  return pass('tpm.ak.key', `the AK is an acceptable ${describeKey(ak.key)} key${others.length ? `, the same in every form given (${ak.forms.join(' + ')})` : ''}`);
+}
 
 /**
  * RSA-PSS salt lengths a TPM uses: TPM 2.0 Part 1 says the salt is as long as the digest when the
@@ -121,6 +148,8 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
   }
   if (!ak.certificate && opts.akRoots && opts.akRoots.length > 0) throw inputError('TPM_AK_NO_CERTIFICATE', 'an AK root was given but no AK certificate to chain to it');
   const raw = Buffer.from(attest.buffer, attest.byteOffset, attest.byteLength);
+  // Before any signature is believed: the AK forms hold one key, and a strong enough one.
+  const akKeyCheck = checkAkKey(checks, ak);
 
   // 1. The signature, on the raw bytes, before any field is believed.
   const sig = withChecks(checks, 'tpm.signature.format', () => parseTpmSignature(signature));
@@ -144,6 +173,15 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
   // 2. Strict parse of the now-authenticated bytes.
   const quote = withChecks(checks, 'tpm.format', () => parseTpmQuote(raw));
   checks.push(pass('tpm.format', `TPMS_ATTEST is a well-formed quote (magic TPM_GENERATED_VALUE, type TPM_ST_ATTEST_QUOTE, no trailing bytes)`));
+  // The TPM computes pcrDigest with the signing scheme's hash: any other size cannot be its digest.
+  const sigHashSize = TPM_HASHES[sig.hash]?.size;
+  if (quote.pcrDigest.length !== sigHashSize) {
+    failWith(checks, 'tpm.pcr-digest', 'TPM_BAD_SIZE', `the quoted pcrDigest is ${quote.pcrDigest.length} bytes, but the quote is signed with ${sig.hashName.toUpperCase()} (${sigHashSize ?? '?'} bytes)`, { expected: String(sigHashSize), found: String(quote.pcrDigest.length) });
+  }
+  // A quote that selects no PCR attests to nothing about the platform's state.
+  if (quote.pcrSelection.every((s) => s.pcrs.length === 0)) {
+    failWith(checks, 'tpm.pcr-selection', 'TPM_EMPTY_SELECTION', `the quote selects no PCR (${quote.pcrSelection.length === 0 ? 'no bank' : quote.pcrSelection.map((s) => `${s.hashName}: none`).join(', ')}): it attests to nothing about the boot`);
+  }
 
   // 3. What kind of key signed: only a restricted signing key that never leaves the TPM makes a
   // quote mean anything (an unrestricted key signs any bytes that start with the magic).
@@ -157,11 +195,13 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
     checks.push(pass('tpm.ak.attributes', 'the AK is a restricted signing key bound to its TPM (restricted, sign, fixedTPM)', { found, expected: 'restricted|sign|fixedTPM' }));
   } else {
     checks.push(
-      pass('tpm.ak.attributes', `NOT CHECKED: the AK was given as ${ak.forms.join(' + ')}, without its TPM public area; that it is a restricted, TPM-bound key is ${ak.certificate ? 'vouched for only by its certificate issuer' : 'taken on trust'}`),
+      notChecked('tpm.ak.attributes', `the AK was given as ${ak.forms.join(' + ')}, without its TPM public area; that it is a restricted, TPM-bound key is ${ak.certificate ? 'vouched for only by its certificate issuer' : 'taken on trust'}`),
     );
   }
 
-  // 4. The AK certificate: chain to the caller's root (key equality was checked when the AK was assembled).
+  checks.push(akKeyCheck);
+
+  // 4. The AK certificate: chain to the caller's root (key equality was re-checked above).
   let akChain: Certificate[] | undefined;
   if (ak.certificate) {
     const cert = ak.certificate;
@@ -186,7 +226,7 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
     }
     checks.push(pass('tpm.qualified-signer', `qualified signer uses the AK's nameAlg (${ak.public.nameAlgName}); its value depends on the AK's parent and is not compared (AK name ${toHex(ak.public.name)})`, { found: toHex(qs) }));
   } else {
-    checks.push(pass('tpm.qualified-signer', 'NOT CHECKED: without the AK public area the qualified signer cannot be related to the AK', { found: toHex(qs) }));
+    checks.push({ ...notChecked('tpm.qualified-signer', 'without the AK public area the qualified signer cannot be related to the AK'), found: toHex(qs) });
   }
 
   // 6. Freshness.
@@ -197,7 +237,7 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
     checks.push(pass('tpm.nonce', "the quote's extraData equals the expected nonce", { expected: toHex(n), found: toHex(quote.extraData) }));
     nonceChecked = true;
   } else {
-    checks.push(pass('tpm.nonce', `WARNING: NONCE NOT CHECKED: freshness is unproven, this quote may be a replay (extraData ${quote.extraData.length === 0 ? 'is empty' : toHex(quote.extraData)})`, { found: toHex(quote.extraData) }));
+    checks.push({ ...notChecked('tpm.nonce', `WARNING: freshness is unproven, this quote may be a replay (extraData ${quote.extraData.length === 0 ? 'is empty' : toHex(quote.extraData)})`), found: toHex(quote.extraData) });
   }
 
   // 7. PCR digest: H_sig-hash(selected values in selection order), for every selected bank.
@@ -216,7 +256,7 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
       pcrs.set(s.hashName, new Map(s.pcrs.map((p) => [p, bank?.get(p) as Buffer])));
     }
   } else {
-    checks.push(pass('tpm.pcr-digest', `NOT CHECKED: no PCR values supplied; the quote commits to PCRs ${selected} through pcrDigest only`, { found: toHex(quote.pcrDigest) }));
+    checks.push({ ...notChecked('tpm.pcr-digest', `no PCR values supplied; the quote commits to PCRs ${selected} through pcrDigest only`), found: toHex(quote.pcrDigest) });
   }
 
   return { quote, signature: sig, ak, ...(akChain ? { akChain } : {}), ...(pcrs ? { pcrs } : {}), nonceChecked, checks };

@@ -72,3 +72,49 @@ export function extend(bank: string, events: Buffer[], start?: Buffer): string {
 }
 
 export const H = (bank: string, data: Buffer | string): Buffer => createHash(bank).update(data).digest();
+
+export function u64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}
+
+/** An EFI GUID string in its mixed-endian storage form. */
+export function guidBytes(s: string): Buffer {
+  const b = Buffer.from(s.replace(/-/g, ''), 'hex');
+  return Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
+}
+
+/** UEFI_VARIABLE_DATA. */
+export function variableData(guid: string, name: string, value: Buffer): Buffer {
+  return Buffer.concat([guidBytes(guid), u64(name.length), u64(value.length), Buffer.from(name, 'utf16le'), value]);
+}
+
+export const GLOBAL = '8be4df61-93ca-11d2-aa0d-00e098032b8c';
+export const SECURITY_DB = 'd719b2cb-3d3a-4596-a3bc-dad00e67656f';
+
+/** One event of a parsed log as the builder sees it (register, type, digests per bank, data). */
+export interface LogEvent {
+  seq: number;
+  register: number;
+  type: number;
+  digests: Readonly<Partial<Record<string, Buffer>>>;
+  data: Buffer;
+}
+
+/**
+ * Re-serialises a crypto-agile log (header bytes kept), letting `edit` change an event's
+ * unmeasured fields (type, data around the measured bytes) while keeping its digests, and
+ * appending `extra` events (digest H(data) in every bank unless given).
+ */
+export function rewriteLog(bytes: Buffer, log: { algorithms: readonly { name: string }[]; events: readonly (LogEvent & { offset: number })[] }, edit: (e: LogEvent) => Partial<SynthEvent> | undefined, extra: SynthEvent[] = []): Buffer {
+  const banks = log.algorithms.map((a) => a.name);
+  const first = log.events[1];
+  const parts = [bytes.subarray(0, first ? first.offset : bytes.length)];
+  for (const e of log.events.slice(1)) {
+    const change = edit(e) ?? {};
+    parts.push(event2(banks, { pcr: change.pcr ?? e.register, type: change.type ?? e.type, data: change.data ?? e.data, digests: (change.digests ?? e.digests) as Record<string, Buffer> }));
+  }
+  for (const x of extra) parts.push(event2(banks, x));
+  return Buffer.concat(parts);
+}

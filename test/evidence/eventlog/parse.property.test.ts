@@ -14,6 +14,7 @@ import {
   parseCcelTable,
   parseDevicePath,
   parseEventLog,
+  detectEventLogKind,
   parseGpt,
   parseImageLoad,
   parseSignatureLists,
@@ -41,13 +42,17 @@ function valueOrCoffer(what: string, fn: () => unknown): void {
 
 /** The whole pipeline a CLI user triggers: parse, replay, decode every event, digests, boot state. */
 function pipeline(bytes: Uint8Array): void {
-  valueOrCoffer('eventlog pipeline', () => {
-    const log = parseEventLog(bytes);
-    replayEventLog(log);
-    decodeLog(log);
-    checkDigests(log);
-    bootState(log);
-  });
+  for (const kind of ['tpm', 'ccel'] as const) {
+    valueOrCoffer(`eventlog pipeline (${kind})`, () => {
+      const log = parseEventLog(bytes, { kind });
+      const r = replayEventLog(log);
+      decodeLog(log);
+      checkDigests(log);
+      bootState(log);
+      bootState(log, { expected: { pcrs: r.pcrs } });
+    });
+  }
+  valueOrCoffer('detectEventLogKind', () => detectEventLogKind(bytes));
 }
 
 function helpers(bytes: Uint8Array): void {
@@ -64,7 +69,7 @@ function helpers(bytes: Uint8Array): void {
 const REAL = ['go-eventlog/rhel8-uefi.bin', 'go-eventlog/debian-10.bin', 'go-attestation/sb_cert_eventlog', 'ccel/trustee/CCEL_data_grub'].map((f) => eventlog(f));
 const REAL_SMALL = REAL.map((b) => {
   // Cut the fixed-size CCEL region down to its events so that mutations land in them.
-  const log = parseEventLog(b);
+  const log = parseEventLog(b, { kind: detectEventLogKind(b) ?? 'tpm' });
   const last = log.events[log.events.length - 1];
   return b.subarray(0, (last?.offset ?? 0) + 4096 > b.length ? b.length : (last?.offset ?? 0) + 2048);
 });

@@ -61,7 +61,7 @@ describe('parser refusals', () => {
     expectCoffer(() => parseEventLog(Buffer.concat([head, pcr])), 'EVENTLOG_BAD_EVENT', /PCR index 40/);
     // CCEL: MR indices stop at 4.
     const ccel = Buffer.concat([specIdEvent(['sha384']), event2(['sha384'], { pcr: 5, type: EV.EFI_ACTION, data: Buffer.from('x') })]);
-    expectCoffer(() => parseEventLog(ccel), 'EVENTLOG_BAD_EVENT', /CC MR index 5/);
+    expectCoffer(() => parseEventLog(ccel, { kind: 'ccel' }), 'EVENTLOG_BAD_EVENT', /CC MR index 5/);
   });
 
   test('legacy SHA-1 logs parse as sha1; a trailing non-fill byte is refused; the kind can be forced', () => {

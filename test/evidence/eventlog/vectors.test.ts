@@ -23,6 +23,8 @@ import { EL, H, eventlog, extend, vector } from './build.js';
 type Banks = Record<string, Record<string, string>>;
 const expectedPcrs = JSON.parse(eventlog('expected-pcrs.json').toString('utf8')) as Record<string, { pcrs: Banks; expected_efi_app_digests?: Record<string, string[]> | string[] }>;
 const expectedRtmrs = JSON.parse(eventlog('ccel/expected-rtmrs.json').toString('utf8')) as Record<string, Record<string, string>>;
+/** A CCEL is read as one: the kind is the caller's to say, never guessed. */
+const CCEL = { kind: 'ccel' } as const;
 
 function expectCoffer(fn: () => unknown, code: string): CofferError {
   let caught: unknown;
@@ -157,14 +159,14 @@ describe('deliberately broken logs are flagged', () => {
 
   test('the duplicate-separator CCEL (padded and unpadded) is flagged EVENTLOG_SEPARATOR_DUPLICATE; the clean COS 113 CCEL is not', () => {
     for (const f of ['cos-113-intel-tdx-dupe-separator.bin', 'cos-113-intel-tdx-dupe-separator-unpadded.bin']) {
-      const st = bootState(parseEventLog(eventlog(`ccel/go-eventlog/${f}`)));
+      const st = bootState(parseEventLog(eventlog(`ccel/go-eventlog/${f}`), CCEL));
       const dup = st.flags.find((x) => x.code === 'EVENTLOG_SEPARATOR_DUPLICATE');
       assert.ok(dup, f);
       assert.equal(dup.event, 16);
       assert.deepEqual(st.separators, [{ register: 1, events: [8, 16] }, { register: 2, events: [] }]);
       assert.ok(st.flags.some((x) => x.code === 'EVENTLOG_SEPARATOR_MISSING'));
     }
-    const clean = bootState(parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx.bin')));
+    const clean = bootState(parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx.bin'), CCEL));
     assert.deepEqual(clean.flags, []);
     assert.deepEqual(clean.separators, [{ register: 1, events: [8] }, { register: 2, events: [16] }]);
   });
@@ -187,7 +189,7 @@ describe('deliberately broken logs are flagged', () => {
 describe('CCEL', () => {
   for (const [file, exp] of Object.entries(expectedRtmrs)) {
     test(`${file} replays to RTMR0-3`, () => {
-      const log = parseEventLog(eventlog(`ccel/${file}`));
+      const log = parseEventLog(eventlog(`ccel/${file}`), CCEL);
       assert.equal(log.kind, 'ccel');
       assert.deepEqual(log.algorithms.map((a) => a.name), ['sha384']);
       const r = replayEventLog(log);
@@ -197,20 +199,20 @@ describe('CCEL', () => {
   }
 
   test('the COS 113 CCEL replays to the RTMRs of its TD quote (manifest values)', () => {
-    const r = replayEventLog(parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx.bin')));
+    const r = replayEventLog(parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx.bin'), CCEL));
     assert.equal(r.rtmrs?.[0]?.toString('hex'), '3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6');
     assert.equal(r.rtmrs?.[2]?.toString('hex'), '4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1');
   });
 
   test('padding: 0xFF fill (go-eventlog) and 0x00 fill (td-shim) are recognised; refused with allowPadding false; unpadded == padded', () => {
-    const padded = parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx-dupe-separator.bin'));
+    const padded = parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx-dupe-separator.bin'), CCEL);
     assert.deepEqual(padded.padding, { byte: 0xff, length: 262144 - 18101 });
-    const unpadded = parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx-dupe-separator-unpadded.bin'), { allowPadding: false });
+    const unpadded = parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx-dupe-separator-unpadded.bin'), { ...CCEL, allowPadding: false });
     assert.equal(unpadded.padding, undefined);
     assert.deepEqual(unpadded.events, padded.events);
     assert.deepEqual(replayEventLog(unpadded), replayEventLog(padded));
-    expectCoffer(() => parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx-dupe-separator.bin'), { allowPadding: false }), 'EVENTLOG_PADDING');
-    const tdshim = parseEventLog(eventlog('ccel/trustee/CCEL_data'));
+    expectCoffer(() => parseEventLog(eventlog('ccel/go-eventlog/cos-113-intel-tdx-dupe-separator.bin'), { ...CCEL, allowPadding: false }), 'EVENTLOG_PADDING');
+    const tdshim = parseEventLog(eventlog('ccel/trustee/CCEL_data'), CCEL);
     // The last event (td_payload_info) ends at 9822; its data itself ends in zeros, so the fill starts there.
     const last = tdshim.events[tdshim.events.length - 1];
     assert.equal((last?.offset ?? 0) + 8 + 4 + 2 + 48 + 4 + (last?.data.length ?? 0), 9822);
@@ -219,7 +221,7 @@ describe('CCEL', () => {
     // Fill that stops being fill is trailing garbage.
     const bad = Buffer.from(eventlog('ccel/go-eventlog/cos-113-intel-tdx.bin'));
     bad[bad.length - 1] = 0x41;
-    expectCoffer(() => parseEventLog(bad), 'EVENTLOG_BAD_EVENT');
+    expectCoffer(() => parseEventLog(bad, CCEL), 'EVENTLOG_BAD_EVENT');
   });
 
   test('the ACPI CCEL tables decode to the manifest values; a bad signature or length is refused', () => {
@@ -267,7 +269,7 @@ describe('CCEL', () => {
   for (const name of ['CCEL_data', 'CCEL_data_ovmf', 'CCEL_data_grub']) {
     test(`${name}: every event agrees with trustee's parse (${name}_out.json): type, MR index, digest, data, decoded details`, () => {
       const want = (JSON.parse(eventlog(`ccel/trustee/${name}_out.json`).toString('utf8')) as { uefi_event_logs: { details: Record<string, unknown>; digest_matches_event: boolean; digests: { alg: string; digest: string }[]; event: string; index: number; type_name: string }[] }).uefi_event_logs;
-      const log = parseEventLog(eventlog(`ccel/trustee/${name}`));
+      const log = parseEventLog(eventlog(`ccel/trustee/${name}`), CCEL);
       const events = log.events.slice(1); // trustee leaves out the Spec ID header
       assert.equal(events.length, want.length);
       const checks = checkDigests(log).checks;
@@ -309,7 +311,7 @@ describe('CCEL', () => {
   }
 
   test('CCEL_data_grub decodes the Ubuntu OVMF Secure Boot keys and shim/grub chain', () => {
-    const st = bootState(parseEventLog(eventlog('ccel/trustee/CCEL_data_grub')));
+    const st = bootState(parseEventLog(eventlog('ccel/trustee/CCEL_data_grub'), CCEL));
     assert.equal(st.registerName, 'MR');
     assert.deepEqual(st.secureBoot, { enabled: true, event: 3 });
     assert.deepEqual(st.databases.PK?.certificates.map((c) => c.subject), ['Ubuntu OVMF Secure Boot (PK/KEK key)']);
@@ -348,7 +350,7 @@ describe('boot state of the GCE, Ubuntu and RHEL logs', () => {
     assert.equal(st.digests.mismatched, 0);
   });
 
-  test('Ubuntu 18.04 and 21.04 (GCE): Secure Boot off, Microsoft db; 21.04 shows shim’s SbatLevel authority', () => {
+  test('Ubuntu 18.04 and 21.04 (GCE): Secure Boot off, Microsoft db; 21.04’s SbatLevel "authority" is decoded but is not an authority', () => {
     for (const [f, dbxCerts, dbxHashes] of [['go-eventlog/ubuntu-1804-amd-sev.bin', [], 77], ['go-eventlog/ubuntu-2104-no-secure-boot.bin', ['Canonical Ltd. Secure Boot Signing', 'Virtual UEFI SubCA', 'Debian Secure Boot Signer'], 183]] as const) {
       const st = bootState(parseEventLog(eventlog(f)));
       assert.deepEqual(st.secureBoot?.enabled, false, f);
@@ -362,8 +364,13 @@ describe('boot state of the GCE, Ubuntu and RHEL logs', () => {
     }
     const u = bootState(parseEventLog(eventlog('go-eventlog/ubuntu-1804-amd-sev.bin')));
     assert.equal(u.kernelCommandLine?.text, '/boot/vmlinuz-5.4.0-1046-gcp root=LABEL=cloudimg-rootfs ro console=ttyS0');
-    const u21 = bootState(parseEventLog(eventlog('go-eventlog/ubuntu-2104-no-secure-boot.bin')));
-    assert.deepEqual(u21.authorities.map((a) => a.text), ['sbat,1,2021030218\\n']);
+    const u21log = parseEventLog(eventlog('go-eventlog/ubuntu-2104-no-secure-boot.bin'));
+    const u21 = bootState(u21log);
+    // M5: shim measures SbatLevel as an EV_EFI_VARIABLE_AUTHORITY, but it names no key: decoded, not counted.
+    const sbat = u21log.events.map((e) => decodeEvent(e)).find((d) => d.kind === 'authority' && d.name === 'SbatLevel');
+    assert.ok(sbat?.kind === 'authority');
+    assert.equal(sbat.authority.text, 'sbat,1,2021030218\\n');
+    assert.deepEqual(u21.authorities, []);
   });
 
   test('GCE COS 85 (the quote vectors’ log too): Secure Boot on, Google’s own PK/KEK/db, dm-verity root hash on the command line', () => {
@@ -423,7 +430,7 @@ describe('Spec ID and event-type coverage', () => {
   test('every real log: no event fails a must-check; every event type has a spec name', () => {
     const files = [...Object.keys(expectedPcrs), 'go-attestation/crypto_agile_eventlog', 'go-attestation/coreos_36_shielded_vm_no_secure_boot_eventlog', ...Object.keys(expectedRtmrs).map((f) => `ccel/${f}`)];
     for (const f of files) {
-      const log = parseEventLog(eventlog(f));
+      const log = parseEventLog(eventlog(f), f.startsWith('ccel/') ? CCEL : {});
       assert.equal(checkDigests(log).mismatched, 0, f);
       for (const e of log.events) assert.doesNotMatch(e.typeName, /UNKNOWN/, `${f} event ${e.seq}`);
     }

@@ -165,9 +165,14 @@ describe('TPMS_ATTEST refusals', () => {
     // pcrDigest of 33 bytes is the size of no hash.
     const odd = Buffer.concat([base.subarray(0, 0x51), Buffer.from([0, 33]), Buffer.alloc(33)]);
     expectCoffer(() => parseTpmQuote(odd), 'TPM_BAD_SIZE', { message: /pcrDigest is 33 bytes/ });
-    // A 4-octet bitmap (32 PCRs) and an empty one are both fine.
-    const wide = Buffer.concat([base.subarray(0, 0x47), encodePcrSelection([{ hash: 0x0b, pcrs: [0, 31], sizeofSelect: 4 }, { hash: 0x0c, pcrs: [], sizeofSelect: 0 }]), base.subarray(0x51)]);
+    // A 4-octet bitmap (32 PCRs) and an all-zero 3-octet one parse (an empty selection is refused by verification).
+    const wide = Buffer.concat([base.subarray(0, 0x47), encodePcrSelection([{ hash: 0x0b, pcrs: [0, 31], sizeofSelect: 4 }, { hash: 0x0c, pcrs: [], sizeofSelect: 3 }]), base.subarray(0x51)]);
     assert.deepEqual(parseTpmQuote(wide).pcrSelection.map((s) => [s.hashName, s.pcrs]), [['sha256', [0, 31]], ['sha384', []]]);
+    // L2: a bitmap shorter than PCR_SELECT_MIN (3 octets) is no TPM's encoding.
+    for (const size of [0, 1, 2]) {
+      const short = Buffer.concat([base.subarray(0, 0x47), encodePcrSelection([{ hash: 0x0b, pcrs: [], sizeofSelect: size }]), base.subarray(0x51)]);
+      expectCoffer(() => parseTpmQuote(short), 'TPM_BAD_PCR_SELECTION', { message: /less than PCR_SELECT_MIN/ });
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // Loaders for the real TPM quote vectors in ../shared/vectors (read-only, referenced by path).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { sign, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CofferError } from '../../../src/errors.js';
@@ -87,4 +88,28 @@ export function expectCoffer(fn: () => unknown, code: string, opts: { kind?: 'in
   if (opts.kind) assert.equal(thrown.kind, opts.kind);
   if (opts.message) assert.match(thrown.message, opts.message);
   return thrown;
+}
+
+/**
+ * A TPMS_ATTEST quote built by hand (the reviewer's exp5), signed with `key`: ECDSA (P-256 →
+ * SHA-256, P-384 → SHA-384) or RSASSA-SHA256. `selection` is the wire TPML_PCR_SELECTION.
+ */
+export function synthQuote(selection: Buffer, pcrDigest: Buffer, key: KeyObject, extraData = Buffer.alloc(0)): { attest: Buffer; signature: Buffer } {
+  const be = (n: number, size: 2 | 4 | 8) => {
+    const x = Buffer.alloc(size);
+    if (size === 2) x.writeUInt16BE(n);
+    else if (size === 4) x.writeUInt32BE(n);
+    else x.writeBigUInt64BE(BigInt(n));
+    return x;
+  };
+  const name = Buffer.concat([be(0x000b, 2), Buffer.alloc(32, 1)]);
+  const attest = Buffer.concat([be(0xff544347, 4), be(0x8018, 2), be(name.length, 2), name, be(extraData.length, 2), extraData, be(1000, 8), be(1, 4), be(0, 4), Buffer.from([1]), be(0, 8), selection, be(pcrDigest.length, 2), pcrDigest]);
+  const t = (x: Buffer) => Buffer.concat([be(x.length, 2), x]);
+  if (key.asymmetricKeyType === 'ec') {
+    const n = key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 48 : key.asymmetricKeyDetails?.namedCurve === 'secp521r1' ? 66 : 32;
+    const hash = n === 32 ? 'sha256' : n === 48 ? 'sha384' : 'sha512';
+    const p = sign(hash, attest, { key, dsaEncoding: 'ieee-p1363' });
+    return { attest, signature: Buffer.concat([be(0x0018, 2), be(n === 32 ? 0x000b : n === 48 ? 0x000c : 0x000d, 2), t(p.subarray(0, n)), t(p.subarray(n))]) };
+  }
+  return { attest, signature: rsassaSha256(sign('sha256', attest, key)) };
 }

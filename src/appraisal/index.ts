@@ -7,3 +7,6 @@ export * from './ar4si.js';
 export * from './evaluate.js';
 export * from './ear.js';
 export * from './describe.js';
+export * from './trust.js';
+export * from './threats.js';
+export * from './report-html.js';

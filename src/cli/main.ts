@@ -9,6 +9,7 @@ import { registerPolicy } from './policy.js';
 import { registerResult } from './result.js';
 import { registerSecureboot } from './secureboot.js';
 import { registerVerity } from './verity.js';
+import { registerExplain } from './explain.js';
 
 export const VERSION = '0.1.0';
 
@@ -61,6 +62,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerSgx(program, ctx);
   registerPolicy(program, ctx);
   registerResult(program, ctx);
+  registerExplain(program, ctx);
   registerSecureboot(program, ctx);
   registerVerity(program, ctx);
   return program;

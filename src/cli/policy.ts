@@ -1,16 +1,14 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
 import {
   AR4SI_CATEGORIES,
   ReferenceStore,
   evaluate,
-  gatherEvidence,
   generateEarSigningKey,
   issueEar,
   loadEarSigningKey,
-  parseEvidenceDescription,
   parsePolicy,
   parseTrustedKeys,
   unchecked,
@@ -22,7 +20,8 @@ import {
 } from '../appraisal/index.js';
 import { action, common, VERSION, type CliContext } from './main.js';
 import { toJson, EXIT_OK, EXIT_FAILED } from './output.js';
-import { readInput, isDirectory, parseTime, collect } from './files.js';
+import { readInput, isDirectory, collect } from './files.js';
+import { readEvidenceDescription, gatherDescribedEvidence } from './evidence-input.js';
 
 interface ReferenceFlags {
   reference?: string[];
@@ -61,14 +60,10 @@ export async function loadReferences(f: ReferenceFlags): Promise<ReferenceStore>
   return ReferenceStore.load(docs, keys);
 }
 
-function readDescription(path: string): EvidenceDescription {
-  return parseEvidenceDescription(readInput(path, 'evidence description').toString('utf8'), path);
-}
-
 /** Appraises one description file: verify its evidence, evaluate the policy. */
 export function appraiseDescription(path: string, desc: EvidenceDescription, policy: Policy, refs: ReferenceStore, atFlag: string | undefined, nonceFlag?: string): AppraisalResult {
-  const at = atFlag !== undefined ? parseTime(atFlag) : desc.at !== undefined ? parseTime(desc.at) : new Date();
-  const gathered = gatherEvidence(desc, dirname(resolve(path)), (p, what) => readInput(p, what), at);
+  const gathered = gatherDescribedEvidence(path, desc, atFlag);
+  const at = gathered.at;
   const nonce = nonceFlag ?? gathered.nonce;
   return evaluate(gathered.claims, policy, refs, { at, ...(nonce !== undefined ? { nonce } : {}) });
 }
@@ -145,7 +140,7 @@ export function listCases(dir: string): { name: string; path: string }[] {
 function runCase(c: { name: string; path: string }, policy: Policy, refs: ReferenceStore, at: string | undefined): CaseOutcome {
   let desc: EvidenceDescription;
   try {
-    desc = readDescription(c.path);
+    desc = readEvidenceDescription(c.path);
   } catch (e) {
     if (!(e instanceof CofferError)) throw e;
     return { name: c.name, expected: '?', got: `error ${e.code}`, ok: false, failed: [], error: { code: e.code, message: e.message } };
@@ -197,7 +192,7 @@ export function registerPolicy(program: Command, ctx: CliContext): void {
       const pol = loadPolicyFile(f.policy);
       const refs = await loadReferences(f);
       const key = await signingKey(f, ctx.io);
-      const desc = readDescription(f.evidence);
+      const desc = readEvidenceDescription(f.evidence);
       const result = appraiseDescription(f.evidence, desc, pol, refs, f.at, f.nonce?.toLowerCase());
       let token: string | undefined;
       if (key) {

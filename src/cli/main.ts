@@ -10,6 +10,7 @@ import { registerResult } from './result.js';
 import { registerSecureboot } from './secureboot.js';
 import { registerVerity } from './verity.js';
 import { registerExplain } from './explain.js';
+import { registerEvidence } from './evidence.js';
 
 export const VERSION = '0.1.0';
 
@@ -63,6 +64,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerPolicy(program, ctx);
   registerResult(program, ctx);
   registerExplain(program, ctx);
+  registerEvidence(program, ctx);
   registerSecureboot(program, ctx);
   registerVerity(program, ctx);
   return program;

@@ -11,7 +11,7 @@ import type { TrustAnchor } from './chain.js';
  */
 export interface PinnedRoot {
   id: string;
-  vendor: 'AMD' | 'Intel';
+  vendor: 'AMD' | 'Intel' | 'AWS';
   file: string;
   sha256: string;
   /** The product line this root certifies (for AMD: the ARK of one EPYC generation). */
@@ -23,6 +23,7 @@ export const PINNED_ROOTS: readonly PinnedRoot[] = [
   { id: 'amd-ark-genoa', vendor: 'AMD', product: 'Genoa', file: 'amd-ark-genoa.pem', sha256: '4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1' },
   { id: 'amd-ark-turin', vendor: 'AMD', product: 'Turin', file: 'amd-ark-turin.pem', sha256: '1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a' },
   { id: 'intel-sgx-root-ca', vendor: 'Intel', product: 'SGX/TDX', file: 'intel-sgx-root-ca.pem', sha256: '44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3' },
+  { id: 'aws-nitro-root-g1', vendor: 'AWS', product: 'Nitro Enclaves', file: 'aws-nitro-root-g1.pem', sha256: '641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b' },
 ];
 
 export interface ProductAnchor extends TrustAnchor {

@@ -816,6 +816,6 @@ describe('help', { concurrency: 3 }, () => {
     assert.equal(st.code, 0);
     const out = JSON.parse(st.stdout) as { ok: boolean; roots: { product: string; ok: boolean }[] };
     assert.equal(out.ok, true);
-    assert.deepEqual(out.roots.map((r) => [r.product, r.ok]), [['Milan', true], ['Genoa', true], ['Turin', true], ['SGX/TDX', true]]);
+    assert.deepEqual(out.roots.map((r) => [r.product, r.ok]), [['Milan', true], ['Genoa', true], ['Turin', true], ['SGX/TDX', true], ['Nitro Enclaves', true]]);
   });
 });

@@ -17,12 +17,13 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ROOTS_DIR = join(REPO, 'src/pki/roots');
 
 describe('PINNED_ROOTS', () => {
-  test('lists exactly the ARKs of Milan, Genoa and Turin and the Intel SGX Root CA, each with a file in src/pki/roots', () => {
+  test('lists exactly the ARKs of Milan, Genoa and Turin, the Intel SGX Root CA and the AWS Nitro Enclaves Root-G1, each with a file in src/pki/roots', () => {
     assert.deepEqual(PINNED_ROOTS.map((r) => [r.id, r.vendor, r.product, r.file]), [
       ['amd-ark-milan', 'AMD', 'Milan', 'amd-ark-milan.pem'],
       ['amd-ark-genoa', 'AMD', 'Genoa', 'amd-ark-genoa.pem'],
       ['amd-ark-turin', 'AMD', 'Turin', 'amd-ark-turin.pem'],
       ['intel-sgx-root-ca', 'Intel', 'SGX/TDX', 'intel-sgx-root-ca.pem'],
+      ['aws-nitro-root-g1', 'AWS', 'Nitro Enclaves', 'aws-nitro-root-g1.pem'],
     ]);
     assert.deepEqual(readdirSync(ROOTS_DIR).sort(), PINNED_ROOTS.map((r) => r.file).sort());
     for (const r of PINNED_ROOTS) assert.match(r.sha256, /^[0-9a-f]{64}$/);

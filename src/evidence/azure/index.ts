@@ -1,0 +1,4 @@
+export * from './hcl.js';
+export * from './tdreport.js';
+export * from './bundle.js';
+export * from './verify.js';

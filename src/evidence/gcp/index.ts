@@ -1,0 +1,3 @@
+export * from './attestation.js';
+export * from './certs.js';
+export * from './verify.js';

@@ -11,6 +11,7 @@ import { registerSecureboot } from './secureboot.js';
 import { registerVerity } from './verity.js';
 import { registerExplain } from './explain.js';
 import { registerEvidence } from './evidence.js';
+import { registerBroker } from './broker.js';
 
 export const VERSION = '0.1.0';
 
@@ -65,6 +66,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerResult(program, ctx);
   registerExplain(program, ctx);
   registerEvidence(program, ctx);
+  registerBroker(program, ctx);
   registerSecureboot(program, ctx);
   registerVerity(program, ctx);
   return program;

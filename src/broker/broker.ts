@@ -1,0 +1,541 @@
+import { createHash, createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { FlattenedEncrypt, SignJWT, calculateJwkThumbprint, exportJWK, jwtVerify, type FlattenedJWE, type JWK } from 'jose';
+import { z } from 'zod';
+import { ReferenceStore, earClaims, earJwks, evaluate, parsePolicy, type AppraisalResult, type Policy } from '../appraisal/index.js';
+import { CofferError } from '../errors.js';
+import type { Claims } from '../evidence/claims-model.js';
+import { amdRoots, type ProductAnchor } from '../pki/roots.js';
+import { open, seal } from './envelope.js';
+import { canonicalBytes } from './jcs.js';
+import type { KekProvider } from './kek.js';
+import { covers, prefixPath, resourcePath } from './paths.js';
+import { ProblemError, problem, type ProblemName } from './problem.js';
+import type { AuditInput, AuditQuery, AuditRecord, PolicyRecord, Role, SecretMeta, SessionRecord, Store, TokenRecord } from './store/types.js';
+import { snpVerifier } from './tee/snp.js';
+import type { TeeVerifier } from './tee/types.js';
+import { checkToken, createToken, tokenId, type NewToken } from './tokens.js';
+
+/**
+ * The key broker: the KBS protocol (RCAR: auth → attest → resource), secrets under envelope
+ * encryption, per-prefix release policies, admin operations and their audit. Transport-free:
+ * server.ts maps HTTP onto these methods, and every refusal is a ProblemError. All state lives in
+ * the Store, so any broker process on the same store can continue a session another began.
+ */
+
+export const KBS_VERSIONS = /^0\.[1-9]\d*\.\d+$/;
+export const HASH_ALGS = ['sha256', 'sha384', 'sha512'] as const;
+export type HashAlg = (typeof HASH_ALGS)[number];
+export const DEFAULT_HASH_ALG: HashAlg = 'sha384';
+export const MAX_SECRET_BYTES = 64 * 1024;
+export const VERIFIER_ID = { developer: 'coffer', build: 'coffer 0.1.0' };
+
+/** The attestation policy when none is configured: verified evidence, no debug, no migration agent. */
+export const DEFAULT_ATTESTATION_POLICY = `id: coffer-broker-attestation
+version: 1
+description: evidence verified to the vendor root; a debuggable or migratable guest is refused
+debug: forbidden
+migration: forbidden
+`;
+
+export interface BrokerOptions {
+  store: Store;
+  kek: KekProvider;
+  /** ES384 key that signs attestation tokens (EAR). */
+  earKey: KeyObject;
+  /** Default: the current time. Tests move it. */
+  clock?: () => Date;
+  nonceTtlSeconds?: number;
+  tokenTtlSeconds?: number;
+  attestationPolicy?: Policy;
+  /**
+   * In-process only (never a flag or environment variable): trust these SEV-SNP roots instead
+   * of the pinned AMD ARKs. Tests pass their generated AMD stand-in here.
+   */
+  testOnlySnpRoots?: readonly ProductAnchor[];
+  verifiers?: readonly TeeVerifier[];
+}
+
+export interface RequestMeta {
+  remote?: string;
+}
+
+export interface AuthResult {
+  /** The cookie value (a bearer credential: only its SHA-256 is stored). */
+  cookie: string;
+  sessionId: string;
+  nonce: string;
+  hashAlg: HashAlg;
+  extraParams: string | Record<string, unknown>;
+  maxAgeSeconds: number;
+}
+
+export interface AttestResult {
+  token: string;
+  sessionId: string;
+  expiresAt: number;
+}
+
+export interface AdminActor {
+  token: TokenRecord;
+}
+
+const sha256hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+const authSchema = z.looseObject({
+  version: z.string().max(32),
+  tee: z.string().min(1).max(32),
+  'extra-params': z.union([z.string().max(4096), z.record(z.string(), z.unknown())]).optional(),
+});
+
+const jwkSchema = z.union([
+  z.looseObject({ kty: z.literal('EC'), crv: z.enum(['P-256', 'P-384']), x: z.string().max(200), y: z.string().max(200), alg: z.string().optional() }),
+  z.looseObject({ kty: z.literal('RSA'), n: z.string().max(2000), e: z.string().max(20), alg: z.string().optional() }),
+]);
+
+const attestSchema = z.looseObject({
+  'runtime-data': z.looseObject({ nonce: z.string().min(1).max(256), 'tee-pubkey': z.unknown() }),
+  'tee-evidence': z.unknown(),
+});
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+function zodDetail(e: z.ZodError): string {
+  const i = e.issues[0];
+  return i ? `${i.path.map(String).join('.') || '(top level)'}: ${i.message}` : 'invalid';
+}
+
+/** The tee-pubkey as a public KeyObject with its JWE algorithm. */
+async function teeKey(jwk: unknown): Promise<{ key: KeyObject; jwk: JWK; alg: 'ECDH-ES+A256KW' | 'RSA-OAEP-256'; jkt: string }> {
+  const r = jwkSchema.safeParse(jwk);
+  if (!r.success) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey must be an EC P-256/P-384 or RSA public JWK (${zodDetail(r.error)})`);
+  const j = r.data as Record<string, unknown>;
+  if (PRIVATE_JWK_MEMBERS.some((m) => m in j)) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', 'tee-pubkey holds private key material: send the public key only');
+  const alg = j.kty === 'EC' ? 'ECDH-ES+A256KW' : 'RSA-OAEP-256';
+  if (j.alg !== undefined && j.alg !== alg) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey alg ${String(j.alg)} is not supported: a ${String(j.kty)} key is used with ${alg}`);
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: j as never, format: 'jwk' });
+  } catch {
+    throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', 'tee-pubkey is not a valid public key');
+  }
+  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+    throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey RSA modulus is ${key.asymmetricKeyDetails?.modulusLength ?? 0} bits; at least 2048 are required`);
+  }
+  const pub = await exportJWK(key);
+  return { key, jwk: pub, alg, jkt: await calculateJwkThumbprint(pub) };
+}
+
+/** The 64-byte REPORT_DATA a runtime-data must produce: its JCS hash, zero-padded on the right. */
+export function expectedReportData(runtimeData: unknown, alg: HashAlg): Buffer {
+  const out = Buffer.alloc(64);
+  createHash(alg).update(canonicalBytes(runtimeData)).digest().copy(out);
+  return out;
+}
+
+function negotiateHash(extra: string | Record<string, unknown> | undefined): HashAlg {
+  let params: unknown = extra;
+  if (typeof extra === 'string') {
+    if (extra.trim() === '') return DEFAULT_HASH_ALG;
+    try {
+      params = JSON.parse(extra);
+    } catch {
+      throw problem('bad-request', 'KBS_BAD_EXTRA_PARAMS', 'extra-params is a string but not JSON');
+    }
+  }
+  const want = params && typeof params === 'object' ? (params as Record<string, unknown>)['runtime-data-hash-algorithm'] : undefined;
+  if (want === undefined) return DEFAULT_HASH_ALG;
+  if (typeof want === 'string' && (HASH_ALGS as readonly string[]).includes(want.toLowerCase())) return want.toLowerCase() as HashAlg;
+  throw problem('bad-request', 'KBS_BAD_HASH_ALG', `runtime-data-hash-algorithm ${JSON.stringify(want)} is not one of ${HASH_ALGS.join(', ')}`);
+}
+
+function firstFailedRule(r: AppraisalResult): string | undefined {
+  return r.rules.find((x) => x.status === 'fail')?.id;
+}
+
+const ROLE_NAMES: Readonly<Record<Role, string>> = { admin: 'admin', auditor: 'auditor', provisioner: 'provisioner' };
+
+export class Broker {
+  readonly store: Store;
+  readonly kek: KekProvider;
+  private readonly earKey: KeyObject;
+  private readonly earPublic: KeyObject;
+  private readonly clock: () => Date;
+  private readonly nonceTtlMs: number;
+  private readonly tokenTtlMs: number;
+  private readonly attestationPolicy: Policy;
+  private readonly snpRoots: readonly ProductAnchor[];
+  private readonly verifiers: ReadonlyMap<string, TeeVerifier>;
+  private readonly policyCache = new Map<string, Policy>();
+  private readonly references = new ReferenceStore();
+  private kid: string | undefined;
+  private lastPurge = 0;
+
+  constructor(o: BrokerOptions) {
+    this.store = o.store;
+    this.kek = o.kek;
+    this.earKey = o.earKey;
+    this.earPublic = createPublicKey(o.earKey);
+    this.clock = o.clock ?? (() => new Date());
+    this.nonceTtlMs = (o.nonceTtlSeconds ?? 120) * 1000;
+    this.tokenTtlMs = (o.tokenTtlSeconds ?? 600) * 1000;
+    this.attestationPolicy = o.attestationPolicy ?? parsePolicy(DEFAULT_ATTESTATION_POLICY, 'built-in attestation policy');
+    this.snpRoots = o.testOnlySnpRoots ?? amdRoots();
+    this.verifiers = new Map((o.verifiers ?? [snpVerifier]).map((v) => [v.tee, v]));
+  }
+
+  now(): number {
+    return this.clock().getTime();
+  }
+
+  async jwks(): Promise<{ keys: JWK[] }> {
+    return earJwks([this.earKey]);
+  }
+
+  private async audit(r: Omit<AuditInput, 'at'> & { at?: number }): Promise<void> {
+    await this.store.appendAudit({ at: this.now(), ...r });
+  }
+
+  /** Runs `fn`, auditing a denial (with its problem and rule) when it throws, and rethrows. */
+  private async audited<T>(base: Omit<AuditInput, 'at' | 'verdict'>, fn: (note: (extra: Partial<AuditInput>) => void) => Promise<T>): Promise<T> {
+    const extra: Partial<AuditInput> = {};
+    try {
+      const out = await fn((x) => Object.assign(extra, x));
+      await this.audit({ ...base, ...extra, verdict: 'allow' });
+      return out;
+    } catch (e) {
+      const p = e instanceof ProblemError ? e : undefined;
+      await this.audit({
+        ...base,
+        ...extra,
+        verdict: 'deny',
+        problem: p?.problem ?? 'internal',
+        ...(p?.rule ?? extra.rule ? { rule: p?.rule ?? extra.rule } : {}),
+        detail: e instanceof CofferError ? `${e.code}: ${e.message}`.slice(0, 500) : 'internal error',
+      });
+      throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // KBS protocol
+
+  async auth(body: unknown, meta: RequestMeta = {}): Promise<AuthResult> {
+    const cookie = randomBytes(32).toString('base64url');
+    const sessionId = sha256hex(cookie);
+    return this.audited({ actor: `session:${sessionId.slice(0, 16)}`, action: 'kbs.auth', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note) => {
+      const r = authSchema.safeParse(body);
+      if (!r.success) throw problem('bad-request', 'KBS_BAD_REQUEST', `auth request: ${zodDetail(r.error)}`);
+      const req = r.data;
+      if (!KBS_VERSIONS.test(req.version)) throw problem('unsupported-version', 'KBS_UNSUPPORTED_VERSION', `protocol version ${JSON.stringify(req.version)} is not supported (0.x.y)`);
+      if (!this.verifiers.has(req.tee)) throw problem('unsupported-tee', 'KBS_UNSUPPORTED_TEE', `tee ${JSON.stringify(req.tee)} is not supported (supported: ${[...this.verifiers.keys()].join(', ')})`);
+      const hashAlg = negotiateHash(req['extra-params']);
+      const now = this.now();
+      await this.maybePurge(now);
+      const nonce = randomBytes(32).toString('base64');
+      const s: SessionRecord = { id: sessionId, tee: req.tee, version: req.version, nonce, hashAlg, state: 'pending', createdAt: now, nonceExpiresAt: now + this.nonceTtlMs, expiresAt: now + this.nonceTtlMs };
+      await this.store.createSession(s);
+      note({ detail: `tee ${req.tee}, runtime-data hash ${hashAlg}` });
+      const params = { 'runtime-data-hash-algorithm': hashAlg };
+      const extraParams = typeof req['extra-params'] === 'object' ? params : JSON.stringify(params);
+      return { cookie, sessionId, nonce, hashAlg, extraParams, maxAgeSeconds: Math.ceil((this.nonceTtlMs + this.tokenTtlMs) / 1000) };
+    });
+  }
+
+  private async maybePurge(now: number): Promise<void> {
+    if (now - this.lastPurge < 60_000) return;
+    this.lastPurge = now;
+    // Sessions linger an hour after they end so that late requests get a precise refusal.
+    await this.store.purgeExpired(now - 3_600_000, now - 2 * this.nonceTtlMs);
+  }
+
+  async attest(cookie: string | undefined, body: unknown, meta: RequestMeta = {}): Promise<AttestResult> {
+    const sessionId = cookie ? sha256hex(cookie) : undefined;
+    const actor = sessionId ? `session:${sessionId.slice(0, 16)}` : 'anonymous';
+    return this.audited({ actor, action: 'kbs.attest', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note) => {
+      if (!sessionId) throw problem('session-unknown', 'KBS_NO_SESSION', 'no kbs-session-id cookie: call /kbs/v0/auth first');
+      const session = await this.store.getSession(sessionId);
+      if (!session) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'the kbs-session-id cookie names no session (expired and purged, or never issued)');
+      const parsed = attestSchema.safeParse(body);
+      if (!parsed.success) throw problem('bad-request', 'KBS_BAD_REQUEST', `attest request: ${zodDetail(parsed.error)}`);
+      const req = parsed.data;
+      const evidence = req['tee-evidence'];
+      try {
+        note({ evidenceDigest: sha256hex(canonicalBytes(evidence ?? null)) });
+      } catch {
+        note({ evidenceDigest: sha256hex(JSON.stringify(evidence ?? null)) });
+      }
+      const now = this.now();
+      if (session.state !== 'pending') throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the nonce of this session was already used: a nonce is good for one attestation (call /auth again)', { rule: 'freshness.nonce' });
+      if (session.nonceExpiresAt <= now) throw problem('nonce-expired', 'KBS_NONCE_EXPIRED', `the nonce expired at ${new Date(session.nonceExpiresAt).toISOString()} (call /auth again)`, { rule: 'freshness.nonce' });
+      const rd = req['runtime-data'];
+      const nonceOk = rd.nonce.length === session.nonce.length && timingSafeEqual(Buffer.from(rd.nonce), Buffer.from(session.nonce));
+      // Consumed whatever happens next: one nonce, one attempt.
+      if (!(await this.store.consumeNonce(session.id, now))) throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the nonce of this session was already used', { rule: 'freshness.nonce' });
+      if (!nonceOk) throw problem('nonce-mismatch', 'KBS_NONCE_MISMATCH', 'runtime-data.nonce is not the nonce this session was given', { rule: 'freshness.nonce' });
+      const tee = await teeKey(rd['tee-pubkey']);
+      const verifier = this.verifiers.get(session.tee);
+      if (!verifier) throw problem('unsupported-tee', 'KBS_UNSUPPORTED_TEE', `tee ${session.tee} is no longer supported`);
+      const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots });
+      note({ evidenceDigest: v.digest });
+      const want = expectedReportData(rd, session.hashAlg as HashAlg);
+      if (!timingSafeEqual(want, v.reportData)) {
+        throw problem('evidence-unbound', 'KBS_EVIDENCE_UNBOUND', `the evidence's report data is not ${session.hashAlg.toUpperCase()} of the JCS-canonical runtime-data: it is not bound to this nonce and tee-pubkey`, { rule: 'freshness.binding' });
+      }
+      const binding = want.toString('hex');
+      const claims: Claims = { ...v.claims, freshness: { ...v.claims.freshness, collectedAt: new Date(now).toISOString() } };
+      const result = evaluate(claims, this.attestationPolicy, this.references, { at: new Date(now), nonce: binding });
+      if (result.verdict !== 'pass') {
+        throw problem('attestation-denied', 'KBS_ATTESTATION_DENIED', result.denial ?? 'the attestation policy denied the evidence', firstFailedRule(result) ? { rule: firstFailedRule(result) as string } : {});
+      }
+      const jti = randomBytes(16).toString('base64url');
+      const expiresAt = now + this.tokenTtlMs;
+      const token = await this.issueToken(result, session.id, jti, tee.jwk, now, expiresAt);
+      const done = await this.store.completeAttestation(session.id, {
+        attestedAt: now,
+        expiresAt,
+        teePubKey: JSON.stringify(tee.jwk),
+        teePubKeyJkt: tee.jkt,
+        binding,
+        evidenceDigest: v.digest,
+        claims: JSON.stringify(claims),
+        tokenId: jti,
+      });
+      if (done === 'evidence-reused') throw problem('evidence-reused', 'KBS_EVIDENCE_REUSED', 'this evidence was already presented in another attestation', { rule: 'freshness.nonce' });
+      if (done === 'state') throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the session changed state during attestation', { rule: 'freshness.nonce' });
+      note({ rule: `${result.policy.id}@${result.policy.version}`, detail: `EAR status ${result.status}` });
+      return { token, sessionId: session.id, expiresAt };
+    });
+  }
+
+  private async issueToken(result: AppraisalResult, sessionId: string, jti: string, jwk: JWK, now: number, expiresAt: number): Promise<string> {
+    this.kid ??= await calculateJwkThumbprint(await exportJWK(this.earPublic));
+    const claims = {
+      ...earClaims(result, { verifierId: VERIFIER_ID, iat: new Date(now) }),
+      exp: Math.floor(expiresAt / 1000),
+      jti,
+      'coffer.session': sessionId,
+      // RFC 7800 confirmation: the key the secrets are encrypted to.
+      cnf: { jwk },
+    };
+    return new SignJWT(claims as unknown as Record<string, unknown>).setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: this.kid }).sign(this.earKey);
+  }
+
+  /** Releases a resource as a flattened JWE to the session's tee-pubkey. */
+  async resource(path: string, creds: { cookie?: string; bearer?: string }, meta: RequestMeta = {}): Promise<FlattenedJWE> {
+    const cookieSession = creds.cookie ? sha256hex(creds.cookie) : undefined;
+    const actor = cookieSession ? `session:${cookieSession.slice(0, 16)}` : 'anonymous';
+    return this.audited({ actor, action: 'kbs.resource', resource: path.slice(0, 400), ...(meta.remote ? { remote: meta.remote } : {}) }, async (note) => {
+      const p = resourcePath(path);
+      const now = this.now();
+      let tokenSession: string | undefined;
+      let tokenClaims: { jti?: string; cnf?: { jwk?: JWK } } | undefined;
+      if (creds.bearer !== undefined) {
+        try {
+          const { payload } = await jwtVerify(creds.bearer, this.earPublic, { algorithms: ['ES384'], currentDate: new Date(now) });
+          tokenSession = typeof payload['coffer.session'] === 'string' ? payload['coffer.session'] : undefined;
+          tokenClaims = payload as typeof tokenClaims;
+        } catch (e) {
+          throw problem('token-invalid', 'KBS_TOKEN_INVALID', `the attestation token does not verify: ${(e as Error).message.slice(0, 200)}`);
+        }
+        if (!tokenSession) throw problem('token-invalid', 'KBS_TOKEN_INVALID', 'the attestation token names no session');
+      }
+      if (cookieSession && tokenSession && cookieSession !== tokenSession) {
+        throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token was issued to another session than the kbs-session-id cookie names');
+      }
+      const sessionId = cookieSession ?? tokenSession;
+      if (!sessionId) throw problem('not-attested', 'KBS_NO_SESSION', 'no kbs-session-id cookie and no attestation token');
+      note({ actor: `session:${sessionId.slice(0, 16)}` });
+      const s = await this.store.getSession(sessionId);
+      if (!s) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'no such session');
+      if (s.state !== 'attested' || !s.claims || !s.teePubKey || !s.binding) throw problem('not-attested', 'KBS_NOT_ATTESTED', 'the session has not attested: POST /kbs/v0/attest first');
+      if (s.expiresAt <= now) throw problem('session-expired', 'KBS_SESSION_EXPIRED', `the session ended at ${new Date(s.expiresAt).toISOString()}: attest again`);
+      if (tokenClaims) {
+        const jkt = tokenClaims.cnf?.jwk ? await calculateJwkThumbprint(tokenClaims.cnf.jwk) : undefined;
+        if (tokenClaims.jti !== s.tokenId || jkt !== s.teePubKeyJkt) throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token is not the one issued for this session and key');
+      }
+      note({ ...(s.evidenceDigest ? { evidenceDigest: s.evidenceDigest } : {}) });
+      const pol = await this.policyFor(p);
+      if (!pol) throw problem('no-policy', 'KBS_NO_POLICY', `no release policy covers ${p}: nothing is released without one`);
+      const claims = JSON.parse(s.claims) as Claims;
+      const result = evaluate(claims, pol.policy, this.references, { at: new Date(now), nonce: s.binding });
+      if (result.verdict !== 'pass') {
+        const rule = firstFailedRule(result);
+        throw problem('policy-denied', 'KBS_POLICY_DENIED', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: ${result.denial ?? ''}`.trim(), rule ? { rule } : {});
+      }
+      const rec = await this.store.getSecret(p);
+      if (!rec) throw problem('resource-not-found', 'KBS_NO_RESOURCE', `no resource ${p}`);
+      const plaintext = await open(this.kek, p, rec);
+      try {
+        const { key, alg } = await teeKey(JSON.parse(s.teePubKey));
+        const jwe = await new FlattenedEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', 'coffer.resource': p } as never).encrypt(key);
+        note({ rule: `${pol.policy.id}@${pol.policy.version}`, detail: `policy prefix ${pol.prefix}, secret version ${rec.version}` });
+        return jwe;
+      } finally {
+        plaintext.fill(0);
+      }
+    });
+  }
+
+  /** The policy of the longest prefix that covers `path`. */
+  async policyFor(path: string): Promise<{ prefix: string; policy: Policy } | undefined> {
+    const parts = path.split('/');
+    for (let n = parts.length; n >= 1; n--) {
+      const prefix = parts.slice(0, n).join('/');
+      const rec = await this.store.getPolicy(prefix);
+      if (rec) return { prefix, policy: this.parseCached(rec) };
+    }
+    return undefined;
+  }
+
+  private parseCached(rec: PolicyRecord): Policy {
+    const hit = this.policyCache.get(rec.sha256);
+    if (hit) return hit;
+    const p = parsePolicy(rec.text, `policy for ${rec.prefix}`);
+    if (this.policyCache.size > 1000) this.policyCache.clear();
+    this.policyCache.set(rec.sha256, p);
+    return p;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Admin
+
+  /** Authenticates an `Authorization` header and checks the role; audits a refusal. */
+  async authorize(authorization: string | undefined, action: string, roles: readonly Role[], resource?: string, meta: RequestMeta = {}): Promise<AdminActor> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    const token = m?.[1];
+    const id = token ? tokenId(token) : undefined;
+    const base = { action, ...(resource ? { resource: resource.slice(0, 400) } : {}), ...(meta.remote ? { remote: meta.remote } : {}) };
+    const deny = async (actor: string, p: ProblemError) => {
+      await this.audit({ ...base, actor, verdict: 'deny', problem: p.problem, detail: `${p.code}: ${p.message}` });
+      return p;
+    };
+    if (!token) throw await deny('anonymous', problem('unauthorized', 'ADMIN_NO_TOKEN', 'an admin bearer token is required (Authorization: Bearer coffer_...)'));
+    const check = await checkToken(this.store, token);
+    if (!check.ok) throw await deny(id ? `token:${id}` : 'anonymous', problem('unauthorized', 'ADMIN_BAD_TOKEN', `the bearer token is not valid (${check.why})`));
+    const rec = check.record;
+    if (!roles.includes(rec.role)) throw await deny(`token:${rec.id}`, problem('forbidden', 'ADMIN_ROLE', `role ${ROLE_NAMES[rec.role]} may not ${action} (needs ${roles.join(' or ')})`));
+    if (resource !== undefined && rec.scope !== undefined && !covers(rec.scope, resource)) {
+      throw await deny(`token:${rec.id}`, problem('out-of-scope', 'ADMIN_SCOPE', `token scope ${rec.scope} does not cover ${resource}`));
+    }
+    return { token: rec };
+  }
+
+  private adminAudited<T>(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta, fn: (note: (extra: Partial<AuditInput>) => void) => Promise<T>): Promise<T> {
+    return this.audited({ actor: `token:${who.token.id}`, action, ...(resource ? { resource } : {}), ...(meta.remote ? { remote: meta.remote } : {}) }, fn);
+  }
+
+  /** Stores a secret (the caller's buffer is zeroed). */
+  async putSecret(who: AdminActor, path: string, value: Buffer, meta: RequestMeta = {}): Promise<SecretMeta> {
+    try {
+      return await this.adminAudited(who, 'admin.secret.put', path, meta, async (note) => {
+        const p = resourcePath(path);
+        if (value.length === 0) throw problem('bad-request', 'SECRET_EMPTY', 'a secret cannot be empty');
+        if (value.length > MAX_SECRET_BYTES) throw problem('payload-too-large', 'SECRET_TOO_LARGE', `a secret is at most ${MAX_SECRET_BYTES} bytes`);
+        const s = await seal(this.kek, p, value);
+        const now = this.now();
+        const m = await this.store.putSecret({ path: p, ...s, size: value.length, createdAt: now, updatedAt: now, createdBy: `token:${who.token.id}`, updatedBy: `token:${who.token.id}` });
+        note({ detail: `version ${m.version}, ${m.size} bytes` });
+        return m;
+      });
+    } finally {
+      value.fill(0);
+    }
+  }
+
+  async secretMeta(who: AdminActor, path: string, meta: RequestMeta = {}): Promise<SecretMeta> {
+    return this.adminAudited(who, 'admin.secret.get', path, meta, async () => {
+      const rec = await this.store.getSecret(resourcePath(path));
+      if (!rec) throw problem('not-found', 'SECRET_NOT_FOUND', `no secret ${path}`);
+      const m: SecretMeta & { wrappedKey?: unknown; iv?: unknown; ciphertext?: unknown; tag?: unknown } = { ...rec };
+      delete m.wrappedKey;
+      delete m.iv;
+      delete m.ciphertext;
+      delete m.tag;
+      return m;
+    });
+  }
+
+  async listSecrets(who: AdminActor, prefix: string | undefined, meta: RequestMeta = {}): Promise<SecretMeta[]> {
+    return this.adminAudited(who, 'admin.secret.list', prefix, meta, async () => {
+      const p = prefix !== undefined ? prefixPath(prefix) : undefined;
+      const all = await this.store.listSecrets(p);
+      const scope = who.token.scope;
+      return scope === undefined ? all : all.filter((s) => covers(scope, s.path));
+    });
+  }
+
+  async deleteSecret(who: AdminActor, path: string, meta: RequestMeta = {}): Promise<void> {
+    await this.adminAudited(who, 'admin.secret.delete', path, meta, async () => {
+      if (!(await this.store.deleteSecret(resourcePath(path)))) throw problem('not-found', 'SECRET_NOT_FOUND', `no secret ${path}`);
+    });
+  }
+
+  async setPolicy(who: AdminActor, prefix: string, text: string, meta: RequestMeta = {}): Promise<PolicyRecord> {
+    return this.adminAudited(who, 'admin.policy.set', prefix, meta, async (note) => {
+      const p = prefixPath(prefix);
+      let pol: Policy;
+      try {
+        pol = parsePolicy(text, `policy for ${p}`);
+      } catch (e) {
+        if (e instanceof CofferError) throw problem('bad-request', e.code, e.message);
+        throw e;
+      }
+      const rec: PolicyRecord = { prefix: p, policyId: pol.id, policyVersion: pol.version, text, sha256: sha256hex(text), updatedAt: this.now(), updatedBy: `token:${who.token.id}` };
+      await this.store.setPolicy(rec);
+      note({ rule: `${pol.id}@${pol.version}`, detail: `sha256 ${rec.sha256}` });
+      return rec;
+    });
+  }
+
+  async getPolicy(who: AdminActor, prefix: string, meta: RequestMeta = {}): Promise<PolicyRecord> {
+    return this.adminAudited(who, 'admin.policy.get', prefix, meta, async () => {
+      const rec = await this.store.getPolicy(prefixPath(prefix));
+      if (!rec) throw problem('not-found', 'POLICY_NOT_FOUND', `no policy for prefix ${prefix}`);
+      return rec;
+    });
+  }
+
+  async listPolicies(who: AdminActor, meta: RequestMeta = {}): Promise<Omit<PolicyRecord, 'text'>[]> {
+    return this.adminAudited(who, 'admin.policy.list', undefined, meta, async () => {
+      const scope = who.token.scope;
+      return (await this.store.listPolicies()).filter((p) => scope === undefined || covers(scope, p.prefix)).map(({ text: _t, ...rest }) => rest);
+    });
+  }
+
+  async deletePolicy(who: AdminActor, prefix: string, meta: RequestMeta = {}): Promise<void> {
+    await this.adminAudited(who, 'admin.policy.delete', prefix, meta, async () => {
+      if (!(await this.store.deletePolicy(prefixPath(prefix)))) throw problem('not-found', 'POLICY_NOT_FOUND', `no policy for prefix ${prefix}`);
+    });
+  }
+
+  async queryAudit(who: AdminActor, q: AuditQuery, meta: RequestMeta = {}): Promise<AuditRecord[]> {
+    // Reading the log is itself recorded, after the read (so a query does not see itself).
+    return this.adminAudited(who, 'admin.audit.query', undefined, meta, async () => this.store.queryAudit(q));
+  }
+
+  async createAdminToken(who: AdminActor, role: Role, opts: { scope?: string; label?: string }, meta: RequestMeta = {}): Promise<NewToken> {
+    return this.adminAudited(who, 'admin.token.create', undefined, meta, async (note) => {
+      const scope = opts.scope !== undefined ? prefixPath(opts.scope) : undefined;
+      const t = await createToken(this.store, role, { at: this.now(), ...(scope ? { scope } : {}), ...(opts.label ? { label: opts.label.slice(0, 100) } : {}) });
+      note({ detail: `created token:${t.record.id} role ${role}${scope ? ` scope ${scope}` : ''}` });
+      return t;
+    });
+  }
+
+  async listAdminTokens(who: AdminActor, meta: RequestMeta = {}): Promise<Omit<TokenRecord, 'hash'>[]> {
+    return this.adminAudited(who, 'admin.token.list', undefined, meta, async () => (await this.store.listTokens()).map(({ hash: _h, ...rest }) => rest));
+  }
+
+  async revokeAdminToken(who: AdminActor, id: string, meta: RequestMeta = {}): Promise<void> {
+    await this.adminAudited(who, 'admin.token.revoke', `token:${id.slice(0, 32)}`, meta, async () => {
+      if (!(await this.store.revokeToken(id, this.now()))) throw problem('not-found', 'TOKEN_NOT_FOUND', `no active token ${id.slice(0, 32)}`);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.kek.close();
+    await this.store.close();
+  }
+}
+
+export type { ProblemName };

@@ -1,0 +1,156 @@
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
+import { generateEarSigningKey, loadEarSigningKey, parsePolicy } from '../appraisal/index.js';
+import { inputError } from '../errors.js';
+import type { ProductAnchor } from '../pki/roots.js';
+import { Broker } from './broker.js';
+import { FileKekProvider } from './kek.js';
+import { buildServer, checkBind } from './server.js';
+import { SqliteStore } from './store/sqlite.js';
+import { createToken } from './tokens.js';
+
+/**
+ * Starting a broker from files: the SQLite store, the KEK file and the token-signing key (each
+ * created on first start, keys with mode 0600), an admin token on first start (written 0600 next
+ * to the database, never printed), then the HTTP(S) listener.
+ */
+
+export const DEFAULT_PORT = 8666;
+
+export interface BrokerPaths {
+  home: string;
+  db: string;
+  kek: string;
+  earKey: string;
+  adminTokenFile: string;
+}
+
+/** Defaults under $COFFER_HOME, else ./.coffer. */
+export function brokerPaths(over: { home?: string; db?: string; kek?: string; earKey?: string } = {}, env: NodeJS.ProcessEnv = process.env): BrokerPaths {
+  const home = resolve(over.home ?? env.COFFER_HOME ?? '.coffer');
+  const db = resolve(over.db ?? join(home, 'broker.db'));
+  return { home, db, kek: resolve(over.kek ?? join(home, 'kek.key')), earKey: resolve(over.earKey ?? join(home, 'ear-signing.pem')), adminTokenFile: join(dirname(db), 'admin.token') };
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw inputError('USAGE', `--listen ${s} is not HOST:PORT (e.g. 127.0.0.1:${DEFAULT_PORT}, [::1]:${DEFAULT_PORT})`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+/** Reads a private file, refusing one that other users can read or the group can write. */
+export function readPrivateFile(path: string, what: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY);
+  } catch (e) {
+    throw inputError('FILE_UNREADABLE', `${what} ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if ((st.mode & 0o027) !== 0) throw inputError('KEY_INSECURE_FILE', `${what} ${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: chmod 600 ${path}`);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writePrivateFile(path: string, data: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    writeSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function loadOrCreateEarKey(path: string): { key: KeyObject; created: boolean } {
+  if (existsSync(path)) return { key: loadEarSigningKey(readPrivateFile(path, 'token signing key'), path), created: false };
+  const { privateKey, pem } = generateEarSigningKey();
+  writePrivateFile(path, pem);
+  return { key: privateKey, created: true };
+}
+
+export interface StartOptions {
+  paths: BrokerPaths;
+  host: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string };
+  allowInsecureHttp?: boolean;
+  attestationPolicyFile?: string;
+  logStream?: DestinationStream;
+  logLevel?: string;
+  rateLimit?: { max: number; timeWindowMs: number };
+  nonceTtlSeconds?: number;
+  tokenTtlSeconds?: number;
+  /** In-process only, for tests: see BrokerOptions.testOnlySnpRoots. */
+  testOnlySnpRoots?: readonly ProductAnchor[];
+  clock?: () => Date;
+}
+
+export interface RunningBroker {
+  url: string;
+  app: FastifyInstance;
+  broker: Broker;
+  paths: BrokerPaths;
+  created: { kek: boolean; earKey: boolean; adminToken: boolean };
+  close(): Promise<void>;
+}
+
+export async function startBroker(o: StartOptions): Promise<RunningBroker> {
+  checkBind(o.host, o.tls !== undefined, o.allowInsecureHttp === true);
+  const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'TLS key') } : undefined;
+  const attestationPolicy = o.attestationPolicyFile ? parsePolicy(readFileSync(o.attestationPolicyFile, 'utf8'), o.attestationPolicyFile) : undefined;
+  mkdirSync(o.paths.home, { recursive: true, mode: 0o700 });
+  const kek = FileKekProvider.open(o.paths.kek, { create: true });
+  const ear = loadOrCreateEarKey(o.paths.earKey);
+  const store = await SqliteStore.open(o.paths.db);
+  let adminToken = false;
+  if ((await store.countTokens()) === 0) {
+    const t = await createToken(store, 'admin', { at: Date.now(), label: 'bootstrap' });
+    try {
+      writePrivateFile(o.paths.adminTokenFile, `${t.token}\n`);
+      adminToken = true;
+    } catch {
+      // An old token file is never overwritten; the operator makes a token with `broker token create`.
+      await store.revokeToken(t.record.id, Date.now());
+    }
+  }
+  const broker = new Broker({
+    store,
+    kek,
+    earKey: ear.key,
+    ...(attestationPolicy ? { attestationPolicy } : {}),
+    ...(o.testOnlySnpRoots ? { testOnlySnpRoots: o.testOnlySnpRoots } : {}),
+    ...(o.clock ? { clock: o.clock } : {}),
+    ...(o.nonceTtlSeconds ? { nonceTtlSeconds: o.nonceTtlSeconds } : {}),
+    ...(o.tokenTtlSeconds ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}),
+  });
+  const app = await buildServer({ broker, ...(tls ? { tls } : {}), ...(o.logStream ? { logStream: o.logStream } : {}), ...(o.logLevel ? { logLevel: o.logLevel } : {}), ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}) });
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await app.close();
+    await broker.close();
+    throw inputError('BROKER_LISTEN_FAILED', `cannot listen on ${o.host}:${o.port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const addr = app.server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `${tls ? 'https' : 'http'}://${host}:${addr.port}`,
+    app,
+    broker,
+    paths: o.paths,
+    created: { kek: kek.created, earKey: ear.created, adminToken },
+    close: async () => {
+      await app.close();
+      await broker.close();
+    },
+  };
+}

@@ -9,6 +9,8 @@ import { registerPolicy } from './policy.js';
 import { registerResult } from './result.js';
 import { registerSecureboot } from './secureboot.js';
 import { registerVerity } from './verity.js';
+import { registerUki } from './uki.js';
+import { registerImage } from './image.js';
 import { registerExplain } from './explain.js';
 import { registerEvidence } from './evidence.js';
 import { registerBroker } from './broker.js';
@@ -69,6 +71,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerBroker(program, ctx);
   registerSecureboot(program, ctx);
   registerVerity(program, ctx);
+  registerUki(program, ctx);
+  registerImage(program, ctx);
   return program;
 }
 

@@ -45,3 +45,26 @@ export {
   type VerityVerified,
   type VeritySuperblock,
 } from './verity.js';
+export { ovmfFooterTable, sevMetadata, sevEsResetEip, sevHashTableArea, SEV_SECTION, OVMF_TABLE_FOOTER_GUID, SEV_METADATA_GUID, TDVF_METADATA_GUID, SEV_ES_RESET_BLOCK_GUID, type OvmfTableEntry, type SevMetadataSection } from './ovmf.js';
+export { addPeSections, buildUki, ukiSections, ukiSectionsOf, UKI_MEASURED_SECTIONS, type UkiSectionName, type UkiInputs, type UkiBuildResult, type NewSection, type AddedSection } from './uki.js';
+export {
+  PcrRegister,
+  predictPcr11,
+  predictUkiPcr11,
+  pcr11Phases,
+  predictPcr4,
+  predictPcr7,
+  pcr7Events,
+  uefiVariableData,
+  signatureData,
+  parsePhase,
+  checkBank,
+  BOOT_PHASES,
+  PCR_BANKS,
+  CALLING_EFI_APPLICATION,
+  type PcrBank,
+  type SecureBootState,
+} from './pcr.js';
+export { snpLaunchMeasurement, SnpLaunchDigest, buildVmsa, sevHashesTable, vcpuSignature, SNP_VCPU_SIGNATURES, SNP_PAGE_TYPE, SNP_VMMS, VMSA_GPA, type SnpMeasurement, type SnpMeasureOptions, type SnpKernelInputs, type SnpVmm, type SnpPageRecord, type SnpPageTypeName } from './snp-measure.js';
+export { tdvfMetadata, tdxMrtd, tdxMeasurement, TDVF_SECTION_TYPES, TDVF_ATTR_MR_EXTEND, TDVF_ATTR_PAGE_AUG, type TdvfMetadata, type TdvfSection, type TdxPageOrder, type TdxMeasurement } from './tdx-measure.js';
+export { buildReferenceValues, signedReferenceValues, dbAuthority, type ReferenceInputs, type ReferenceBuild } from './reference.js';

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
@@ -25,6 +25,12 @@ import {
   type SignatureDbEntry,
   type SignatureDatabase,
   type Signer,
+  gcpFiles,
+  gcpCommand,
+  azureUefiSettings,
+  awsSecureBootVariables,
+  encodeAwsUefiData,
+  type ExportInputs,
 } from '../image/index.js';
 import type { SignatureEntry } from '../evidence/eventlog/efi.js';
 import { action, common, type CliContext } from './main.js';
@@ -237,6 +243,72 @@ export function registerSecureboot(program: Command, ctx: CliContext): void {
       const head = auth ? { form: 'auth', timestamp: efiTimeToDate(auth.timestamp).toISOString(), signers: auth.signedData.certificates.map((c) => c.subject) } : { form: 'esl' };
       if (f.json) ctx.io.out(toJson({ ok: true, verified: false, ...head, entries: entries.map(entryJson) }));
       else ctx.io.out(`${auth ? `.auth (${head.timestamp}, certificates: ${auth.signedData.certificates.map((c) => c.subjectCn || c.subject).join(', ')}; NOT verified)` : 'EFI_SIGNATURE_LIST'}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}\n${entries.map(entryLine).join('\n')}`);
+      return EXIT_OK;
+    }),
+  );
+
+  common(
+    sb
+      .command('export')
+      .description('write the files a cloud needs to install your PK, KEK, db (and dbx) into its VM firmware')
+      .requiredOption('--cloud <cloud>', 'gcp, azure or aws')
+      .requiredOption('--keys <dir>', 'directory written by `coffer secureboot keygen` (PK/KEK/db .cer, .esl, GUID.txt)')
+      .requiredOption('--out <dir>', 'output directory (created)')
+      .option('--dbx <file>', 'forbidden signatures: ESL, .auth or certificates')
+      .option('--azure-template <name>', 'Azure signature template (repeatable; default NoSignatureTemplate)', collect)
+      .option('--aws-dict <file>', "python-uefivars' version-0 zlib dictionary (virt-firmware's aws/dict.v0), required for --cloud aws")
+      .option('--at <iso8601>', 'EFI_TIME of the AWS variables (default: now)'),
+  ).action(
+    action(ctx, (f: { cloud: string; keys: string; out: string; dbx?: string; azureTemplate?: string[]; awsDict?: string; at?: string; json?: boolean }) => {
+      if (!['gcp', 'azure', 'aws'].includes(f.cloud)) throw inputError('USAGE', `--cloud must be gcp, azure or aws, got "${f.cloud}"`);
+      const cert = (v: string): Certificate => parseCertificates(readInput(join(f.keys, `${v}.cer`), `${v} certificate`), join(f.keys, `${v}.cer`))[0] as Certificate;
+      const owner = normaliseGuid(readInput(join(f.keys, 'GUID.txt'), 'owner GUID').toString('utf8'), 'GUID.txt');
+      const dbxDb = f.dbx ? loadDatabase([f.dbx], '--dbx').db : undefined;
+      const inputs: ExportInputs = { PK: cert('PK'), KEK: [cert('KEK')], db: [cert('db')], ...(dbxDb ? { dbx: { certificates: dbxDb.certificates, hashes: (dbxDb.hashes ?? []).map((h) => Buffer.from(h)) } } : {}) };
+      try {
+        mkdirSync(f.out, { recursive: true });
+      } catch {
+        throw inputError('FILE_UNWRITABLE', `${f.out} cannot be created`);
+      }
+      if (f.cloud === 'gcp') {
+        const files = gcpFiles(inputs, owner);
+        for (const file of files) writeOut(join(f.out, file.name), file.data);
+        const command = gcpCommand(files, f.out);
+        writeOut(join(f.out, 'gcloud.sh'), Buffer.from(`${command}\n`));
+        if (f.json) ctx.io.out(toJson({ ok: true, cloud: 'gcp', out: f.out, files: files.map((x) => ({ name: x.name, flag: x.flag, size: x.data.length })), command }));
+        else ctx.io.out(`GCP: ${files.length} files in ${f.out} (DER X.509${files.some((x) => x.name.endsWith('.bin')) ? '; dbx hashes as a binary ESL' : ''})\n${command}`);
+        return EXIT_OK;
+      }
+      if (f.cloud === 'azure') {
+        const settings = azureUefiSettings(inputs, f.azureTemplate ?? ['NoSignatureTemplate']);
+        const doc = { securityProfile: { uefiSettings: settings } };
+        const path = join(f.out, 'azure-uefi-settings.json');
+        writeOut(path, Buffer.from(`${JSON.stringify(doc, null, 2)}\n`));
+        if (f.json) ctx.io.out(toJson({ ok: true, cloud: 'azure', out: path, uefiSettings: settings }));
+        else ctx.io.out(`Azure: wrote ${path}: properties.securityProfile.uefiSettings of a gallery image version (Compute API 2023-07-03 or later), templates ${settings.signatureTemplateNames.join(', ')}`);
+        return EXIT_OK;
+      }
+      if (!f.awsDict) {
+        throw inputError('AWS_NOT_SUPPORTED', '--cloud aws is not yet supported without --aws-dict: the blob is zlib-compressed with python-uefivars\' 12 KiB preset dictionary (UEFIVarStoreV0.dict, shipped as virt-firmware\'s aws/dict.v0), which Coffer does not embed; pass that file');
+      }
+      let dict: Buffer;
+      try {
+        dict = readFileSync(f.awsDict);
+      } catch {
+        throw inputError('FILE_UNREADABLE', `${f.awsDict} cannot be read`);
+      }
+      const esl = (v: string): Buffer => readInput(join(f.keys, `${v}.esl`), `${v} ESL`);
+      const dbxEsl = f.dbx ? (looksLikeAuth(readInput(f.dbx)) ? parseAuthVariable(readInput(f.dbx)).data : readInput(f.dbx)) : undefined;
+      if (dbxEsl && dbxEsl.length > 0 && (dbxEsl[0] === 0x30 || dbxEsl.subarray(0, 64).toString('latin1').includes('-----BEGIN'))) {
+        throw inputError('USAGE', '--dbx for AWS must be an ESL or .auth file (the variable value)');
+      }
+      const vars = awsSecureBootVariables({ PK: esl('PK'), KEK: esl('KEK'), db: esl('db'), ...(dbxEsl ? { dbx: dbxEsl } : {}) }, parseTime(f.at));
+      const blob = encodeAwsUefiData(vars, dict);
+      const path = join(f.out, 'uefi-data.b64');
+      writeOut(path, Buffer.from(blob.toString('base64')));
+      const command = `aws ec2 register-image --name IMAGE_NAME --boot-mode uefi --architecture x86_64 --root-device-name /dev/xvda --block-device-mappings DeviceName=/dev/xvda,Ebs={SnapshotId=SNAPSHOT_ID} --uefi-data file://${path}`;
+      if (f.json) ctx.io.out(toJson({ ok: true, cloud: 'aws', out: path, size: blob.length, variables: vars.map((v) => ({ name: v.name, guid: v.guid, attributes: v.attributes, size: v.data.length })), command }));
+      else ctx.io.out(`AWS: wrote ${path} (${blob.length} bytes before base64; ${vars.map((v) => v.name).join(', ')})\n${command}`);
       return EXIT_OK;
     }),
   );

@@ -68,3 +68,23 @@ export {
 export { snpLaunchMeasurement, SnpLaunchDigest, buildVmsa, sevHashesTable, vcpuSignature, SNP_VCPU_SIGNATURES, SNP_PAGE_TYPE, SNP_VMMS, VMSA_GPA, type SnpMeasurement, type SnpMeasureOptions, type SnpKernelInputs, type SnpVmm, type SnpPageRecord, type SnpPageTypeName } from './snp-measure.js';
 export { tdvfMetadata, tdxMrtd, tdxMeasurement, TDVF_SECTION_TYPES, TDVF_ATTR_MR_EXTEND, TDVF_ATTR_PAGE_AUG, type TdvfMetadata, type TdvfSection, type TdxPageOrder, type TdxMeasurement } from './tdx-measure.js';
 export { buildReferenceValues, signedReferenceValues, dbAuthority, type ReferenceInputs, type ReferenceBuild } from './reference.js';
+export {
+  gcpFiles,
+  gcpCommand,
+  azureUefiSettings,
+  encodeAwsUefiData,
+  encodeAwsVarStore,
+  decodeAwsUefiData,
+  awsSecureBootVariables,
+  checkAwsDictionary,
+  crc32c,
+  AWS_MAGIC,
+  AWS_V0_DICT_ADLER32,
+  AZURE_SIGNATURE_TEMPLATES,
+  type ExportInputs,
+  type GcpFile,
+  type AzureUefiSettings,
+  type AzureUefiKey,
+  type AzureSignatureTemplate,
+  type AwsVariable,
+} from './export.js';

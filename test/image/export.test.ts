@@ -91,7 +91,7 @@ describe('cloud exports', () => {
     }
     assert.equal(vars[0]?.timestamp?.toString('hex'), 'e807030506070800000000000000' + '0000');
     const corrupt = Buffer.from(blob);
-    corrupt[corrupt.length - 1] ^= 1;
+    corrupt[corrupt.length - 1] = (corrupt[corrupt.length - 1] ?? 0) ^ 1;
     assert.throws(() => decodeAwsUefiData(corrupt, dict), /CRC-32C mismatch/);
     assert.throws(() => decodeAwsUefiData(blob), /preset dictionary/);
     assert.throws(() => decodeAwsUefiData(blob, Buffer.from('other')), /wants dictionary/);

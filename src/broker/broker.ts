@@ -29,6 +29,20 @@ export const DEFAULT_HASH_ALG: HashAlg = 'sha384';
 export const MAX_SECRET_BYTES = 64 * 1024;
 export const VERIFIER_ID = { developer: 'coffer', build: 'coffer 0.1.0' };
 
+/**
+ * Checked at every release on top of the path's own policies, whatever they say: a release is
+ * never made to a debuggable or migratable guest, nor on evidence not bound to this session's
+ * nonce and tee-pubkey (the binding is the nonce the appraisal checks REPORT_DATA against).
+ */
+export const RELEASE_BASELINE_POLICY = `id: coffer-release-baseline
+version: 1
+description: built into the broker; every release must pass it in addition to the path's policies
+debug: forbidden
+migration: forbidden
+freshness:
+  nonce: required
+`;
+
 /** The attestation policy when none is configured: verified evidence, no debug, no migration agent. */
 export const DEFAULT_ATTESTATION_POLICY = `id: coffer-broker-attestation
 version: 1
@@ -79,6 +93,26 @@ export interface AdminActor {
   token: TokenRecord;
 }
 
+/** A stored release policy and what the operator should know about it (a missing TCB minimum, ...). */
+export type PolicySetResult = PolicyRecord & { warnings: string[] };
+
+/** Which roles a token of a given role may create: none above its own (admin > provisioner, auditor). */
+const ROLE_RANK: Readonly<Record<Role, number>> = { admin: 2, provisioner: 1, auditor: 1 };
+
+type Note = (extra: Partial<AuditInput>) => void;
+/** Returns the allow record for the caller to write in the transaction of its state change. */
+type AllowRecord = () => AuditInput;
+
+/** What makes a release policy name the VMs it releases to: without one of these, any genuine VM passes. */
+export function identityAnchors(p: Policy): string[] {
+  const out: string[] = [];
+  if (p.measurements?.snp) out.push('measurements.snp');
+  if (p.measurements?.tdx) out.push('measurements.tdx');
+  if (p.measurements?.reference !== undefined) out.push('measurements.reference');
+  if (p.workload?.digest) out.push('workload.digest');
+  return out;
+}
+
 const sha256hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 const authSchema = z.looseObject({
@@ -88,7 +122,7 @@ const authSchema = z.looseObject({
 });
 
 const jwkSchema = z.union([
-  z.looseObject({ kty: z.literal('EC'), crv: z.enum(['P-256', 'P-384']), x: z.string().max(200), y: z.string().max(200), alg: z.string().optional() }),
+  z.looseObject({ kty: z.literal('EC'), crv: z.enum(['P-256', 'P-384', 'P-521']), x: z.string().max(200), y: z.string().max(200), alg: z.string().optional() }),
   z.looseObject({ kty: z.literal('RSA'), n: z.string().max(2000), e: z.string().max(20), alg: z.string().optional() }),
 ]);
 
@@ -107,7 +141,7 @@ function zodDetail(e: z.ZodError): string {
 /** The tee-pubkey as a public KeyObject with its JWE algorithm. */
 async function teeKey(jwk: unknown): Promise<{ key: KeyObject; jwk: JWK; alg: 'ECDH-ES+A256KW' | 'RSA-OAEP-256'; jkt: string }> {
   const r = jwkSchema.safeParse(jwk);
-  if (!r.success) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey must be an EC P-256/P-384 or RSA public JWK (${zodDetail(r.error)})`);
+  if (!r.success) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey must be an EC P-256/P-384/P-521 or RSA public JWK (${zodDetail(r.error)})`);
   const j = r.data as Record<string, unknown>;
   if (PRIVATE_JWK_MEMBERS.some((m) => m in j)) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', 'tee-pubkey holds private key material: send the public key only');
   const alg = j.kty === 'EC' ? 'ECDH-ES+A256KW' : 'RSA-OAEP-256';
@@ -118,8 +152,11 @@ async function teeKey(jwk: unknown): Promise<{ key: KeyObject; jwk: JWK; alg: 'E
   } catch {
     throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', 'tee-pubkey is not a valid public key');
   }
-  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
-    throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey RSA modulus is ${key.asymmetricKeyDetails?.modulusLength ?? 0} bits; at least 2048 are required`);
+  if (key.asymmetricKeyType === 'rsa') {
+    // e = 65537 only: a small or even exponent (e = 1 makes "encryption" the identity) is refused.
+    if (j.e !== 'AQAB' || key.asymmetricKeyDetails?.publicExponent !== 65537n) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', 'tee-pubkey RSA public exponent must be 65537 (e = "AQAB")');
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < 2048 || bits > 8192) throw problem('bad-tee-pubkey', 'KBS_BAD_TEE_PUBKEY', `tee-pubkey RSA modulus is ${bits} bits; 2048 to 8192 are accepted`);
   }
   const pub = await exportJWK(key);
   return { key, jwk: pub, alg, jkt: await calculateJwkThumbprint(pub) };
@@ -163,6 +200,7 @@ export class Broker {
   private readonly nonceTtlMs: number;
   private readonly tokenTtlMs: number;
   private readonly attestationPolicy: Policy;
+  private readonly releaseBaseline: Policy = parsePolicy(RELEASE_BASELINE_POLICY, 'built-in release baseline');
   private readonly snpRoots: readonly ProductAnchor[];
   private readonly verifiers: ReadonlyMap<string, TeeVerifier>;
   private readonly policyCache = new Map<string, Policy>();
@@ -195,25 +233,39 @@ export class Broker {
     await this.store.appendAudit({ at: this.now(), ...r });
   }
 
-  /** Runs `fn`, auditing a denial (with its problem and rule) when it throws, and rethrows. */
-  private async audited<T>(base: Omit<AuditInput, 'at' | 'verdict'>, fn: (note: (extra: Partial<AuditInput>) => void) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn`, auditing its outcome. A state change takes the allow record from `allow()` and has
+   * the store write it in the change's own transaction (so neither is committed without the
+   * other); otherwise the allow record is written after `fn` returns and before its result is
+   * handed out. A denial is audited with its problem and rule, and rethrown.
+   */
+  private async audited<T>(base: Omit<AuditInput, 'at' | 'verdict'>, fn: (note: Note, allow: AllowRecord) => Promise<T>): Promise<T> {
     const extra: Partial<AuditInput> = {};
+    let taken = false;
+    const allow: AllowRecord = () => {
+      taken = true;
+      return { at: this.now(), ...base, ...extra, verdict: 'allow' };
+    };
     try {
-      const out = await fn((x) => Object.assign(extra, x));
-      await this.audit({ ...base, ...extra, verdict: 'allow' });
+      const out = await fn((x) => Object.assign(extra, x), allow);
+      if (!taken) await this.audit({ ...base, ...extra, verdict: 'allow' });
       return out;
     } catch (e) {
-      const p = e instanceof ProblemError ? e : undefined;
-      await this.audit({
-        ...base,
-        ...extra,
-        verdict: 'deny',
-        problem: p?.problem ?? 'internal',
-        ...(p?.rule ?? extra.rule ? { rule: p?.rule ?? extra.rule } : {}),
-        detail: e instanceof CofferError ? `${e.code}: ${e.message}`.slice(0, 500) : 'internal error',
-      });
+      await this.auditDenial(base, extra, e);
       throw e;
     }
+  }
+
+  private async auditDenial(base: Omit<AuditInput, 'at' | 'verdict'>, extra: Partial<AuditInput>, e: unknown): Promise<void> {
+    const p = e instanceof ProblemError ? e : undefined;
+    await this.audit({
+      ...base,
+      ...extra,
+      verdict: 'deny',
+      problem: p?.problem ?? 'internal',
+      ...(p?.rule ?? extra.rule ? { rule: p?.rule ?? extra.rule } : {}),
+      detail: e instanceof CofferError ? `${e.code}: ${e.message}`.slice(0, 500) : 'internal error',
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -251,7 +303,7 @@ export class Broker {
   async attest(cookie: string | undefined, body: unknown, meta: RequestMeta = {}): Promise<AttestResult> {
     const sessionId = cookie ? sha256hex(cookie) : undefined;
     const actor = sessionId ? `session:${sessionId.slice(0, 16)}` : 'anonymous';
-    return this.audited({ actor, action: 'kbs.attest', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note) => {
+    return this.audited({ actor, action: 'kbs.attest', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
       if (!sessionId) throw problem('session-unknown', 'KBS_NO_SESSION', 'no kbs-session-id cookie: call /kbs/v0/auth first');
       const session = await this.store.getSession(sessionId);
       if (!session) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'the kbs-session-id cookie names no session (expired and purged, or never issued)');
@@ -268,7 +320,8 @@ export class Broker {
       if (session.state !== 'pending') throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the nonce of this session was already used: a nonce is good for one attestation (call /auth again)', { rule: 'freshness.nonce' });
       if (session.nonceExpiresAt <= now) throw problem('nonce-expired', 'KBS_NONCE_EXPIRED', `the nonce expired at ${new Date(session.nonceExpiresAt).toISOString()} (call /auth again)`, { rule: 'freshness.nonce' });
       const rd = req['runtime-data'];
-      const nonceOk = rd.nonce.length === session.nonce.length && timingSafeEqual(Buffer.from(rd.nonce), Buffer.from(session.nonce));
+      // Fixed-length digests: any string (non-ASCII, another length) compares in constant time.
+      const nonceOk = timingSafeEqual(createHash('sha256').update(rd.nonce, 'utf8').digest(), createHash('sha256').update(session.nonce, 'utf8').digest());
       // Consumed whatever happens next: one nonce, one attempt.
       if (!(await this.store.consumeNonce(session.id, now))) throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the nonce of this session was already used', { rule: 'freshness.nonce' });
       if (!nonceOk) throw problem('nonce-mismatch', 'KBS_NONCE_MISMATCH', 'runtime-data.nonce is not the nonce this session was given', { rule: 'freshness.nonce' });
@@ -290,6 +343,7 @@ export class Broker {
       const jti = randomBytes(16).toString('base64url');
       const expiresAt = now + this.tokenTtlMs;
       const token = await this.issueToken(result, session.id, jti, tee.jwk, now, expiresAt);
+      note({ rule: `${result.policy.id}@${result.policy.version}`, detail: `EAR status ${result.status}` });
       const done = await this.store.completeAttestation(session.id, {
         attestedAt: now,
         expiresAt,
@@ -299,10 +353,9 @@ export class Broker {
         evidenceDigest: v.digest,
         claims: JSON.stringify(claims),
         tokenId: jti,
-      });
+      }, allow());
       if (done === 'evidence-reused') throw problem('evidence-reused', 'KBS_EVIDENCE_REUSED', 'this evidence was already presented in another attestation', { rule: 'freshness.nonce' });
       if (done === 'state') throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the session changed state during attestation', { rule: 'freshness.nonce' });
-      note({ rule: `${result.policy.id}@${result.policy.version}`, detail: `EAR status ${result.status}` });
       return { token, sessionId: session.id, expiresAt };
     });
   }
@@ -354,21 +407,26 @@ export class Broker {
         if (tokenClaims.jti !== s.tokenId || jkt !== s.teePubKeyJkt) throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token is not the one issued for this session and key');
       }
       note({ ...(s.evidenceDigest ? { evidenceDigest: s.evidenceDigest } : {}) });
-      const pol = await this.policyFor(p);
-      if (!pol) throw problem('no-policy', 'KBS_NO_POLICY', `no release policy covers ${p}: nothing is released without one`);
+      const pols = await this.policiesFor(p);
+      if (pols.length === 0) throw problem('no-policy', 'KBS_NO_POLICY', `no release policy covers ${p}: nothing is released without one`);
       const claims = JSON.parse(s.claims) as Claims;
-      const result = evaluate(claims, pol.policy, this.references, { at: new Date(now), nonce: s.binding });
-      if (result.verdict !== 'pass') {
-        const rule = firstFailedRule(result);
-        throw problem('policy-denied', 'KBS_POLICY_DENIED', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: ${result.denial ?? ''}`.trim(), rule ? { rule } : {});
+      // The built-in baseline first, then every policy along the path, shortest prefix first: a
+      // narrower prefix's policy adds conditions to its parents', it never replaces them.
+      for (const pol of [{ prefix: '(built-in)', policy: this.releaseBaseline }, ...pols]) {
+        const result = evaluate(claims, pol.policy, this.references, { at: new Date(now), nonce: s.binding });
+        if (result.verdict !== 'pass') {
+          const rule = firstFailedRule(result);
+          throw problem('policy-denied', 'KBS_POLICY_DENIED', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: ${result.denial ?? ''}`.trim(), rule ? { rule } : {});
+        }
       }
+      const decided = pols.map((x) => `${x.policy.id}@${x.policy.version}`).join(' + ');
       const rec = await this.store.getSecret(p);
       if (!rec) throw problem('resource-not-found', 'KBS_NO_RESOURCE', `no resource ${p}`);
       const plaintext = await open(this.kek, p, rec);
       try {
         const { key, alg } = await teeKey(JSON.parse(s.teePubKey));
         const jwe = await new FlattenedEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', 'coffer.resource': p } as never).encrypt(key);
-        note({ rule: `${pol.policy.id}@${pol.policy.version}`, detail: `policy prefix ${pol.prefix}, secret version ${rec.version}` });
+        note({ rule: decided.slice(0, 400), detail: `policy prefixes ${pols.map((x) => x.prefix).join(', ')} and the release baseline, secret version ${rec.version}` });
         return jwe;
       } finally {
         plaintext.fill(0);
@@ -376,15 +434,16 @@ export class Broker {
     });
   }
 
-  /** The policy of the longest prefix that covers `path`. */
-  async policyFor(path: string): Promise<{ prefix: string; policy: Policy } | undefined> {
+  /** Every policy whose prefix covers `path`, shortest prefix first: all of them must pass. */
+  async policiesFor(path: string): Promise<{ prefix: string; policy: Policy }[]> {
     const parts = path.split('/');
-    for (let n = parts.length; n >= 1; n--) {
+    const out: { prefix: string; policy: Policy }[] = [];
+    for (let n = 1; n <= parts.length; n++) {
       const prefix = parts.slice(0, n).join('/');
       const rec = await this.store.getPolicy(prefix);
-      if (rec) return { prefix, policy: this.parseCached(rec) };
+      if (rec) out.push({ prefix, policy: this.parseCached(rec) });
     }
-    return undefined;
+    return out;
   }
 
   private parseCached(rec: PolicyRecord): Policy {
@@ -399,7 +458,11 @@ export class Broker {
   // ---------------------------------------------------------------------------------------------
   // Admin
 
-  /** Authenticates an `Authorization` header and checks the role; audits a refusal. */
+  /**
+   * Authenticates an `Authorization` header and checks the role, and the scope when the request
+   * names a `resource`; audits a refusal. Requests without a resource (lists, audit queries,
+   * token management) are confined to the token's scope by the method that serves them.
+   */
   async authorize(authorization: string | undefined, action: string, roles: readonly Role[], resource?: string, meta: RequestMeta = {}): Promise<AdminActor> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     const token = m?.[1];
@@ -420,22 +483,38 @@ export class Broker {
     return { token: rec };
   }
 
-  private adminAudited<T>(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta, fn: (note: (extra: Partial<AuditInput>) => void) => Promise<T>): Promise<T> {
-    return this.audited({ actor: `token:${who.token.id}`, action, ...(resource ? { resource } : {}), ...(meta.remote ? { remote: meta.remote } : {}) }, fn);
+  private adminBase(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta): Omit<AuditInput, 'at' | 'verdict'> {
+    return { actor: `token:${who.token.id}`, action, ...(resource ? { resource: resource.slice(0, 400) } : {}), ...(meta.remote ? { remote: meta.remote } : {}) };
+  }
+
+  private adminAudited<T>(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta, fn: (note: Note, allow: AllowRecord) => T | Promise<T>): Promise<T> {
+    return this.audited(this.adminBase(who, action, resource, meta), async (note, allow) => fn(note, allow));
+  }
+
+  /**
+   * Validates an admin request after its token was accepted (body, query): a refusal here is
+   * audited like any other, so a probing token leaves a trace.
+   */
+  async validated<T>(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta, fn: () => T): Promise<T> {
+    try {
+      return fn();
+    } catch (e) {
+      await this.auditDenial(this.adminBase(who, action, resource, meta), {}, e);
+      throw e;
+    }
   }
 
   /** Stores a secret (the caller's buffer is zeroed). */
   async putSecret(who: AdminActor, path: string, value: Buffer, meta: RequestMeta = {}): Promise<SecretMeta> {
     try {
-      return await this.adminAudited(who, 'admin.secret.put', path, meta, async (note) => {
+      return await this.adminAudited(who, 'admin.secret.put', path, meta, async (note, allow) => {
         const p = resourcePath(path);
         if (value.length === 0) throw problem('bad-request', 'SECRET_EMPTY', 'a secret cannot be empty');
         if (value.length > MAX_SECRET_BYTES) throw problem('payload-too-large', 'SECRET_TOO_LARGE', `a secret is at most ${MAX_SECRET_BYTES} bytes`);
         const s = await seal(this.kek, p, value);
         const now = this.now();
-        const m = await this.store.putSecret({ path: p, ...s, size: value.length, createdAt: now, updatedAt: now, createdBy: `token:${who.token.id}`, updatedBy: `token:${who.token.id}` });
-        note({ detail: `version ${m.version}, ${m.size} bytes` });
-        return m;
+        note({ detail: `version {version}, ${value.length} bytes` });
+        return this.store.putSecret({ path: p, ...s, size: value.length, createdAt: now, updatedAt: now, createdBy: `token:${who.token.id}`, updatedBy: `token:${who.token.id}` }, allow());
       });
     } finally {
       value.fill(0);
@@ -465,13 +544,18 @@ export class Broker {
   }
 
   async deleteSecret(who: AdminActor, path: string, meta: RequestMeta = {}): Promise<void> {
-    await this.adminAudited(who, 'admin.secret.delete', path, meta, async () => {
-      if (!(await this.store.deleteSecret(resourcePath(path)))) throw problem('not-found', 'SECRET_NOT_FOUND', `no secret ${path}`);
+    await this.adminAudited(who, 'admin.secret.delete', path, meta, async (_note, allow) => {
+      if (!(await this.store.deleteSecret(resourcePath(path), allow()))) throw problem('not-found', 'SECRET_NOT_FOUND', `no secret ${path}`);
     });
   }
 
-  async setPolicy(who: AdminActor, prefix: string, text: string, meta: RequestMeta = {}): Promise<PolicyRecord> {
-    return this.adminAudited(who, 'admin.policy.set', prefix, meta, async (note) => {
+  /**
+   * Stores a release policy. Refused: a policy that names no VM identity (launch measurement,
+   * reference values or workload digest: otherwise every genuine VM of the platform passes), and
+   * one that explicitly allows what the release baseline forbids. Warned: no TCB minimum.
+   */
+  async setPolicy(who: AdminActor, prefix: string, text: string, meta: RequestMeta = {}): Promise<PolicySetResult> {
+    return this.adminAudited(who, 'admin.policy.set', prefix, meta, async (note, allow) => {
       const p = prefixPath(prefix);
       let pol: Policy;
       try {
@@ -480,10 +564,23 @@ export class Broker {
         if (e instanceof CofferError) throw problem('bad-request', e.code, e.message);
         throw e;
       }
+      if (identityAnchors(pol).length === 0) {
+        throw problem(
+          'bad-request',
+          'POLICY_NO_IDENTITY',
+          `policy ${pol.id}@${pol.version} names no VM identity, so it would release ${p} to any genuine VM: give measurements.snp, measurements.tdx, measurements.reference or workload.digest`,
+        );
+      }
+      const weaker = [pol.debug === 'allowed' ? 'debug: allowed' : '', pol.migration === 'allowed' ? 'migration: allowed' : '', pol.freshness?.nonce === 'optional' ? 'freshness.nonce: optional' : ''].filter(Boolean);
+      if (weaker.length > 0) {
+        throw problem('bad-request', 'POLICY_BELOW_BASELINE', `policy ${pol.id}@${pol.version} says ${weaker.join(', ')}, but every release must pass the built-in baseline (debug and migration forbidden, nonce binding required): remove it`);
+      }
+      const warnings: string[] = [];
+      if (pol.tcb === undefined) warnings.push(`policy ${pol.id}@${pol.version} sets no TCB minimum (tcb:): VMs on firmware with known vulnerabilities are released to`);
       const rec: PolicyRecord = { prefix: p, policyId: pol.id, policyVersion: pol.version, text, sha256: sha256hex(text), updatedAt: this.now(), updatedBy: `token:${who.token.id}` };
-      await this.store.setPolicy(rec);
-      note({ rule: `${pol.id}@${pol.version}`, detail: `sha256 ${rec.sha256}` });
-      return rec;
+      note({ rule: `${pol.id}@${pol.version}`, detail: `sha256 ${rec.sha256}${warnings.length > 0 ? '; no TCB minimum' : ''}` });
+      await this.store.setPolicy(rec, allow());
+      return { ...rec, warnings };
     });
   }
 
@@ -503,32 +600,55 @@ export class Broker {
   }
 
   async deletePolicy(who: AdminActor, prefix: string, meta: RequestMeta = {}): Promise<void> {
-    await this.adminAudited(who, 'admin.policy.delete', prefix, meta, async () => {
-      if (!(await this.store.deletePolicy(prefixPath(prefix)))) throw problem('not-found', 'POLICY_NOT_FOUND', `no policy for prefix ${prefix}`);
+    await this.adminAudited(who, 'admin.policy.delete', prefix, meta, async (_note, allow) => {
+      if (!(await this.store.deletePolicy(prefixPath(prefix), allow()))) throw problem('not-found', 'POLICY_NOT_FOUND', `no policy for prefix ${prefix}`);
     });
   }
 
+  /** A scoped token sees only the records about resources inside its scope. */
   async queryAudit(who: AdminActor, q: AuditQuery, meta: RequestMeta = {}): Promise<AuditRecord[]> {
+    const scope = who.token.scope;
     // Reading the log is itself recorded, after the read (so a query does not see itself).
-    return this.adminAudited(who, 'admin.audit.query', undefined, meta, async () => this.store.queryAudit(q));
+    return this.adminAudited(who, 'admin.audit.query', scope, meta, async () => this.store.queryAudit({ ...q, ...(scope !== undefined ? { scope } : {}) }));
+  }
+
+  /** Whether a token may see or manage another: unscoped sees all; scoped, only tokens scoped inside its scope. */
+  private manages(who: AdminActor, t: TokenRecord): boolean {
+    const scope = who.token.scope;
+    return scope === undefined || (t.scope !== undefined && covers(scope, t.scope));
   }
 
   async createAdminToken(who: AdminActor, role: Role, opts: { scope?: string; label?: string }, meta: RequestMeta = {}): Promise<NewToken> {
-    return this.adminAudited(who, 'admin.token.create', undefined, meta, async (note) => {
+    return this.adminAudited(who, 'admin.token.create', opts.scope?.slice(0, 400) ?? who.token.scope, meta, async (note, allow) => {
       const scope = opts.scope !== undefined ? prefixPath(opts.scope) : undefined;
-      const t = await createToken(this.store, role, { at: this.now(), ...(scope ? { scope } : {}), ...(opts.label ? { label: opts.label.slice(0, 100) } : {}) });
-      note({ detail: `created token:${t.record.id} role ${role}${scope ? ` scope ${scope}` : ''}` });
-      return t;
+      const mine = who.token.scope;
+      // A token never makes a token that can do more than itself: scope inside its own, role no higher.
+      if (mine !== undefined && (scope === undefined || !covers(mine, scope))) {
+        throw problem('out-of-scope', 'ADMIN_SCOPE_ESCALATION', `a token scoped to ${mine} may only create tokens scoped to ${mine} or under it (${scope === undefined ? 'no scope was given' : `not ${scope}`})`);
+      }
+      if (ROLE_RANK[role] > ROLE_RANK[who.token.role] || (role !== who.token.role && who.token.role !== 'admin')) {
+        throw problem('forbidden', 'ADMIN_ROLE_ESCALATION', `role ${ROLE_NAMES[who.token.role]} may not create a ${ROLE_NAMES[role]} token`);
+      }
+      return createToken(this.store, role, { at: this.now(), ...(scope ? { scope } : {}), ...(opts.label ? { label: opts.label.slice(0, 100) } : {}) }, (id) => {
+        note({ detail: `created token:${id} role ${role}${scope ? ` scope ${scope}` : ''}` });
+        return allow();
+      });
     });
   }
 
   async listAdminTokens(who: AdminActor, meta: RequestMeta = {}): Promise<Omit<TokenRecord, 'hash'>[]> {
-    return this.adminAudited(who, 'admin.token.list', undefined, meta, async () => (await this.store.listTokens()).map(({ hash: _h, ...rest }) => rest));
+    return this.adminAudited(who, 'admin.token.list', who.token.scope, meta, async () =>
+      (await this.store.listTokens()).filter((t) => this.manages(who, t)).map(({ hash: _h, ...rest }) => rest),
+    );
   }
 
+  /** A scoped admin may revoke only tokens scoped inside its scope; others are "not found" to it. */
   async revokeAdminToken(who: AdminActor, id: string, meta: RequestMeta = {}): Promise<void> {
-    await this.adminAudited(who, 'admin.token.revoke', `token:${id.slice(0, 32)}`, meta, async () => {
-      if (!(await this.store.revokeToken(id, this.now()))) throw problem('not-found', 'TOKEN_NOT_FOUND', `no active token ${id.slice(0, 32)}`);
+    const scope = who.token.scope;
+    await this.adminAudited(who, 'admin.token.revoke', scope ?? `token:${id.slice(0, 32)}`, meta, async (note, allow) => {
+      const t = await this.store.getToken(id);
+      if (t && this.manages(who, t)) note({ detail: `token:${t.id}` });
+      if (!t || !this.manages(who, t) || !(await this.store.revokeToken(id, this.now(), allow()))) throw problem('not-found', 'TOKEN_NOT_FOUND', `no active token ${id.slice(0, 32)}${scope !== undefined ? ` in scope ${scope}` : ''}`);
     });
   }
 

@@ -1,5 +1,6 @@
 export * from './broker.js';
 export * from './envelope.js';
+export * from './files.js';
 export * from './jcs.js';
 export * from './kek.js';
 export * from './openapi.js';

@@ -1,7 +1,16 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fstatSync, lstatSync, readSync } from 'node:fs';
 import { CofferError, inputError } from '../errors.js';
+import { openPrivate, writePrivateFile } from './files.js';
+
+function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Key-encryption keys. A KEK never leaves its provider: the broker hands it a data key to wrap
@@ -50,8 +59,8 @@ export function kekId(kek: Buffer): string {
 
 /**
  * The default provider: 32 random bytes in a local file, created with mode 0600 on first use.
- * A file that other users can read or that the group can write is refused: the KEK guards
- * every secret in the store.
+ * A file the group or other users have any permission on, a file another user owns, and a
+ * symbolic link are refused: the KEK guards every secret in the store.
  */
 export class FileKekProvider implements KekProvider {
   readonly kind = 'file';
@@ -67,35 +76,34 @@ export class FileKekProvider implements KekProvider {
     this.currentId = kekId(key);
   }
 
-  /** Loads the key file, creating it (0600, exclusive) when it does not exist and `create` is set. */
+  /**
+   * Loads the key file, creating it (0600 set explicitly, exclusive, never through a symbolic link)
+   * when it does not exist and `create` is set. An existing file must be a regular file owned by
+   * the broker's user with no group or other permission bits (files.ts).
+   */
   static open(path: string, opts: { create?: boolean } = {}): FileKekProvider {
-    let fd: number;
     let created = false;
-    try {
-      fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw inputError('KEK_UNREADABLE', `cannot open the KEK file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-      if (!opts.create) throw inputError('KEK_MISSING', `the KEK file ${path} does not exist`);
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (opts.create && !existsNoFollow(path)) {
       const fresh = randomBytes(32);
       try {
-        const w = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        writeSync(w, fresh);
-        closeSync(w);
+        writePrivateFile(path, fresh);
+        created = true;
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw inputError('KEK_UNWRITABLE', `cannot create the KEK file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      } finally {
         fresh.fill(0);
-        throw inputError('KEK_UNWRITABLE', `cannot create the KEK file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
       }
-      fresh.fill(0);
-      created = true;
-      fd = openSync(path, constants.O_RDONLY);
+    }
+    let fd: number;
+    try {
+      fd = openPrivate(path, 'the KEK file', 'KEK_INSECURE_FILE');
+    } catch (e) {
+      if (e instanceof CofferError && e.code === 'FILE_MISSING') throw inputError('KEK_MISSING', `the KEK file ${path} does not exist`);
+      if (e instanceof CofferError && e.code === 'FILE_UNREADABLE') throw inputError('KEK_UNREADABLE', e.message);
+      throw e;
     }
     try {
       const st = fstatSync(fd);
-      if (!st.isFile()) throw inputError('KEK_BAD_FILE', `the KEK file ${path} is not a regular file`);
-      if ((st.mode & 0o027) !== 0) {
-        throw inputError('KEK_INSECURE_FILE', `the KEK file ${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: it must not be readable by other users nor writable by the group (chmod 600 ${path})`);
-      }
       if (st.size !== 32) throw inputError('KEK_BAD_FILE', `the KEK file ${path} must hold exactly 32 bytes, it holds ${st.size}`);
       const key = Buffer.alloc(32);
       if (readSync(fd, key, 0, 32, 0) !== 32) throw inputError('KEK_BAD_FILE', `short read from the KEK file ${path}`);

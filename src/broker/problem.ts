@@ -33,6 +33,7 @@ export const PROBLEMS = {
   'out-of-scope': { status: 403, title: 'The path is outside the token scope' },
   'not-found': { status: 404, title: 'Not found' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },
+  'uri-too-long': { status: 414, title: 'A path segment of the request is too long' },
   'rate-limited': { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal error' },
 } as const;
@@ -48,6 +49,8 @@ export interface ProblemBody {
   code: string;
   /** For policy denials: the rule that decided. */
   rule?: string;
+  /** For internal errors: an opaque id that finds the full error in the broker's log. */
+  errorId?: string;
 }
 
 /** A refusal: a CofferError that knows its problem type, and the policy rule when one decided. */

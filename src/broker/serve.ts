@@ -1,4 +1,4 @@
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +8,7 @@ import { generateEarSigningKey, loadEarSigningKey, parsePolicy } from '../apprai
 import { inputError } from '../errors.js';
 import type { ProductAnchor } from '../pki/roots.js';
 import { Broker } from './broker.js';
+import { ensurePrivateHome, readPrivateFile, writePrivateFile } from './files.js';
 import { FileKekProvider } from './kek.js';
 import { buildServer, checkBind } from './server.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -43,35 +44,17 @@ export function parseListen(s: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
-/** Reads a private file, refusing one that other users can read or the group can write. */
-export function readPrivateFile(path: string, what: string): Buffer {
-  let fd: number;
+function existsNoFollow(path: string): boolean {
   try {
-    fd = openSync(path, constants.O_RDONLY);
-  } catch (e) {
-    throw inputError('FILE_UNREADABLE', `${what} ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if ((st.mode & 0o027) !== 0) throw inputError('KEY_INSECURE_FILE', `${what} ${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: chmod 600 ${path}`);
-    return readFileSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writePrivateFile(path: string, data: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    writeSync(fd, data);
-  } finally {
-    closeSync(fd);
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 function loadOrCreateEarKey(path: string): { key: KeyObject; created: boolean } {
-  if (existsSync(path)) return { key: loadEarSigningKey(readPrivateFile(path, 'token signing key'), path), created: false };
+  if (existsNoFollow(path)) return { key: loadEarSigningKey(readPrivateFile(path, 'the token signing key'), path), created: false };
   const { privateKey, pem } = generateEarSigningKey();
   writePrivateFile(path, pem);
   return { key: privateKey, created: true };
@@ -105,9 +88,9 @@ export interface RunningBroker {
 
 export async function startBroker(o: StartOptions): Promise<RunningBroker> {
   checkBind(o.host, o.tls !== undefined, o.allowInsecureHttp === true);
-  const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'TLS key') } : undefined;
+  const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'the TLS key') } : undefined;
   const attestationPolicy = o.attestationPolicyFile ? parsePolicy(readFileSync(o.attestationPolicyFile, 'utf8'), o.attestationPolicyFile) : undefined;
-  mkdirSync(o.paths.home, { recursive: true, mode: 0o700 });
+  ensurePrivateHome(o.paths.home);
   const kek = FileKekProvider.open(o.paths.kek, { create: true });
   const ear = loadOrCreateEarKey(o.paths.earKey);
   const store = await SqliteStore.open(o.paths.db);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
@@ -82,6 +83,9 @@ function time(s: string | undefined, what: string): number | undefined {
   return t;
 }
 
+/** A path segment's limit (paths.ts): longer ones are refused by the router as 414. */
+export const MAX_PARAM_LENGTH = 128;
+
 function toProblem(err: unknown): ProblemBody {
   if (err instanceof ProblemError) return err.body();
   const e = err as { statusCode?: number; code?: string; validation?: unknown };
@@ -91,7 +95,7 @@ function toProblem(err: unknown): ProblemBody {
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) return problemBody('bad-request', 'BAD_MEDIA_TYPE', 'send application/json');
   if (e.statusCode === 400 || e.code?.startsWith('FST_ERR_CTP') === true) return problemBody('bad-request', 'BAD_JSON', 'the request body is not valid JSON');
   if (err instanceof CofferError && err.kind === 'input') return problemBody('bad-request', err.code, err.message);
-  if (err instanceof CofferError) return problemBody('internal', err.code, err.message);
+  // Anything else is the broker's fault: its message (KEK ids, file paths, SQL) stays in the log.
   return problemBody('internal', 'INTERNAL', 'internal error');
 }
 
@@ -121,6 +125,16 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Router errors (a path that is not valid percent-encoding, a segment over the limit) as
+    // problems like every other refusal, never echoing the URL.
+    frameworkErrors: (err, _req, reply) => {
+      const p =
+        (err as { code?: string }).code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? problemBody('uri-too-long', 'URI_TOO_LONG', `a path segment is longer than ${MAX_PARAM_LENGTH} characters`)
+          : problemBody('bad-request', 'BAD_URL', 'the request path is not valid');
+      void (reply as unknown as FastifyReply).code(p.status).type('application/problem+json').send(p);
+    },
     ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
   }) as unknown as FastifyInstance;
   const secure = o.tls !== undefined;
@@ -139,13 +153,17 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const p = toProblem(err);
-    if (p.status >= 500) req.log.error({ code: p.code, err: err instanceof CofferError ? { code: err.code, message: err.message } : { message: (err as Error).message?.split('\n')[0] } }, 'request failed');
-    else req.log.info({ problem: p.type, code: p.code }, 'request refused');
+    let p = toProblem(err);
+    if (p.status >= 500) {
+      const errorId = randomBytes(8).toString('hex');
+      req.log.error({ errorId, code: err instanceof CofferError ? err.code : 'INTERNAL', err: { message: (err as Error).message?.split('\n')[0] } }, 'request failed');
+      p = { ...p, detail: `internal error (error id ${errorId}: the broker's log has the details)`, errorId };
+    } else req.log.info({ problem: p.type, code: p.code }, 'request refused');
     void reply.code(p.status).type('application/problem+json').send(p);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).type('application/problem+json').send(problemBody('not-found', 'NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]?.slice(0, 200) ?? ''}`));
+    // The URL is not echoed: a mistyped path can hold something that belongs in no reply or log.
+    void reply.code(404).type('application/problem+json').send(problemBody('not-found', 'NOT_FOUND', `no such route (${req.method})`));
   });
 
   const meta = (req: FastifyRequest): RequestMeta => ({ remote: req.ip });
@@ -195,7 +213,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.put<ResParams>('/admin/v0/secrets/:repository/:type/:tag', async (req) => {
     const path = pathOf(req.params);
     const who = await auth(req, 'admin.secret.put', WRITERS, path);
-    const b = body(secretBody, req.body, 'secret');
+    const b = await broker.validated(who, 'admin.secret.put', path, meta(req), () => body(secretBody, req.body, 'secret'));
     return broker.putSecret(who, path, Buffer.from(b.value, 'base64'), meta(req));
   });
   app.get<ResParams>('/admin/v0/secrets/:repository/:type/:tag', async (req) => {
@@ -218,9 +236,9 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.put<Wild>('/admin/v0/policies/*', async (req) => {
     const prefix = req.params['*'];
     const who = await auth(req, 'admin.policy.set', WRITERS, prefix);
-    const b = body(policyBody, req.body, 'policy');
+    const b = await broker.validated(who, 'admin.policy.set', prefix, meta(req), () => body(policyBody, req.body, 'policy'));
     const rec = await broker.setPolicy(who, prefix, b.policy, meta(req));
-    return { prefix: rec.prefix, policyId: rec.policyId, policyVersion: rec.policyVersion, sha256: rec.sha256, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy };
+    return { prefix: rec.prefix, policyId: rec.policyId, policyVersion: rec.policyVersion, sha256: rec.sha256, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, warnings: rec.warnings };
   });
   app.get<Wild>('/admin/v0/policies/*', async (req) => {
     const prefix = req.params['*'];
@@ -236,23 +254,26 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.get('/admin/v0/audit', async (req) => {
     const who = await auth(req, 'admin.audit.query', READERS_AUDIT);
-    const q = body(auditParams, req.query, 'audit query');
-    const query: AuditQuery = {};
-    const since = time(q.since, 'since');
-    const until = time(q.until, 'until');
-    if (since !== undefined) query.since = since;
-    if (until !== undefined) query.until = until;
-    if (q.action) query.action = q.action;
-    if (q.verdict) query.verdict = q.verdict;
-    if (q.actor) query.actor = q.actor;
-    if (q.limit) query.limit = Number(q.limit);
-    if (q.after) query.afterSeq = Number(q.after);
+    const query = await broker.validated(who, 'admin.audit.query', who.token.scope, meta(req), () => {
+      const q = body(auditParams, req.query, 'audit query');
+      const out: AuditQuery = {};
+      const since = time(q.since, 'since');
+      const until = time(q.until, 'until');
+      if (since !== undefined) out.since = since;
+      if (until !== undefined) out.until = until;
+      if (q.action) out.action = q.action;
+      if (q.verdict) out.verdict = q.verdict;
+      if (q.actor) out.actor = q.actor;
+      if (q.limit) out.limit = Number(q.limit);
+      if (q.after) out.afterSeq = Number(q.after);
+      return out;
+    });
     return { records: await broker.queryAudit(who, query, meta(req)) };
   });
 
   app.post('/admin/v0/tokens', async (req, reply) => {
     const who = await auth(req, 'admin.token.create', ADMIN_ONLY);
-    const b = body(tokenBody, req.body, 'token');
+    const b = await broker.validated(who, 'admin.token.create', who.token.scope, meta(req), () => body(tokenBody, req.body, 'token'));
     const t = await broker.createAdminToken(who, b.role, { ...(b.scope ? { scope: b.scope } : {}), ...(b.label ? { label: b.label } : {}) }, meta(req));
     void reply.code(201).header('cache-control', 'no-store');
     return { id: t.record.id, role: t.record.role, scope: t.record.scope, token: t.token };

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Role, Store, TokenRecord } from './store/types.js';
+import type { AuditInput, Role, Store, TokenRecord } from './store/types.js';
 
 /**
  * Admin bearer tokens: `coffer_<id>_<secret>`, 256 random bits of secret. The store keeps only
@@ -22,11 +22,12 @@ export interface NewToken {
   record: TokenRecord;
 }
 
-export async function createToken(store: Store, role: Role, opts: { scope?: string; label?: string; at: number }): Promise<NewToken> {
+/** Creates a token; `audit` (given the new token's id) is written in the same transaction. */
+export async function createToken(store: Store, role: Role, opts: { scope?: string; label?: string; at: number }, audit?: (id: string) => AuditInput): Promise<NewToken> {
   const id = randomBytes(8).toString('hex');
   const token = `coffer_${id}_${randomBytes(32).toString('base64url')}`;
   const record: TokenRecord = { id, hash: hashToken(token), role, createdAt: opts.at, ...(opts.scope ? { scope: opts.scope } : {}), ...(opts.label ? { label: opts.label } : {}) };
-  await store.createToken(record);
+  await store.createToken(record, audit?.(id));
   return { token, record };
 }
 

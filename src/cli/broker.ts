@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
@@ -36,6 +37,13 @@ interface ClientFlags extends HomeFlags {
   url?: string;
   tokenFile?: string;
   ca?: string;
+  allowInsecureHttp?: boolean;
+}
+
+/** Loopback hosts, where plain HTTP never leaves the machine. */
+function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 }
 
 /** In-process hooks for tests: they receive the running broker that `serve` started. */
@@ -66,6 +74,10 @@ interface ApiReply {
 async function api(f: ClientFlags, method: string, path: string, payload?: unknown): Promise<ApiReply> {
   const base = new URL(f.url ?? process.env.COFFER_URL ?? `http://127.0.0.1:${DEFAULT_PORT}`);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw inputError('USAGE', `--url ${base.href} must be http:// or https://`);
+  // Checked before the token is even read: the admin token would cross the network in clear.
+  if (base.protocol === 'http:' && !isLoopbackHost(base.hostname) && f.allowInsecureHttp !== true) {
+    throw inputError('BROKER_INSECURE_URL', `refusing to send the admin token over plain HTTP to ${base.host}: use https:// (with --ca if needed), or --allow-insecure-http if the network path is trusted`);
+  }
   const url = new URL(path.replace(/^\//, ''), base.href.endsWith('/') ? base.href : `${base.href}/`);
   const token = adminToken(f);
   const data = payload === undefined ? undefined : Buffer.from(JSON.stringify(payload));
@@ -114,6 +126,7 @@ function clientOptions(cmd: Command): Command {
     .option('--url <url>', `broker URL (default $COFFER_URL or http://127.0.0.1:${DEFAULT_PORT})`)
     .option('--token-file <file>', 'file holding the admin token (default $COFFER_TOKEN, else admin.token next to the default database)')
     .option('--ca <file>', 'CA certificate (PEM) to trust for an https:// broker')
+    .option('--allow-insecure-http', 'send the admin token over plain http:// to a non-loopback broker (refused otherwise)')
     .option('--home <dir>', 'broker home (default $COFFER_HOME or ./.coffer)');
 }
 
@@ -199,8 +212,14 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
       const scope = f.scope !== undefined ? prefixPath(f.scope) : undefined;
       const store = await SqliteStore.open(homeOf(f).db);
       try {
-        const t = await createToken(store, f.role as Role, { at: Date.now(), ...(scope ? { scope } : {}), ...(f.label ? { label: f.label } : {}) });
-        await store.appendAudit({ at: Date.now(), actor: `cli:${process.env.USER ?? 'unknown'}`, action: 'admin.token.create', verdict: 'allow', detail: `created token:${t.record.id} role ${f.role}${scope ? ` scope ${scope}` : ''} directly in the database` });
+        const t = await createToken(store, f.role as Role, { at: Date.now(), ...(scope ? { scope } : {}), ...(f.label ? { label: f.label } : {}) }, (id) => ({
+          at: Date.now(),
+          actor: `cli:${process.env.USER ?? 'unknown'}`,
+          action: 'admin.token.create',
+          ...(scope ? { resource: scope } : {}),
+          verdict: 'allow',
+          detail: `created token:${id} role ${f.role}${scope ? ` scope ${scope}` : ''} directly in the database`,
+        }));
         if (f.json) ctx.io.out(toJson({ ok: true, id: t.record.id, role: t.record.role, scope: t.record.scope, token: t.token }));
         else ctx.io.out(`${t.token}\n(token ${t.record.id}, role ${f.role}${scope ? `, scope ${scope}` : ''}: shown once; only its hash is stored)`);
         return EXIT_OK;
@@ -259,8 +278,10 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
       const p = prefixPath(prefix);
       const text = readInput(f.policy, 'policy file').toString('utf8');
       const r = await api(f, 'PUT', `/admin/v0/policies/${enc(p)}`, { policy: text });
+      const warnings = Array.isArray(r.body.warnings) ? r.body.warnings.map(String) : [];
       if (f.json) ctx.io.out(toJson({ ok: true, policy: r.body }));
-      else ctx.io.out(`policy ${String(r.body.policyId)}@${String(r.body.policyVersion)} now decides releases under ${p}/`);
+      else ctx.io.out(`policy ${String(r.body.policyId)}@${String(r.body.policyVersion)} now decides releases under ${p}/ (with every policy above it and the built-in baseline)`);
+      for (const w of warnings) ctx.io.err(`coffer: warning: ${w}`);
       return EXIT_OK;
     }),
   );

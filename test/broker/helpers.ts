@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { exportJWK, type JWK } from 'jose';
 import { parseCertificates } from '../../src/pki/certificate.js';
 import type { ProductAnchor } from '../../src/pki/roots.js';
-import { brokerPaths, canonicalBytes, createToken, startBroker, type RunningBroker, type Role } from '../../src/broker/index.js';
+import { brokerPaths, canonicalBytes, createToken, startBroker, type RunningBroker, type Role, type StartOptions } from '../../src/broker/index.js';
 import { buildReport, defaultChipId, defaultTcb, makeFakeAmd, signReport, type IssuedCert } from '../helpers/amd-ca.js';
 
 export const MEASUREMENT_A = Buffer.alloc(48, 0xa1);
@@ -90,7 +90,7 @@ export interface TestBroker {
   cleanup(): Promise<void>;
 }
 
-export async function startTestBroker(dir = mkdtempSync(join(tmpdir(), 'coffer-broker-'))): Promise<TestBroker> {
+export async function startTestBroker(dir = mkdtempSync(join(tmpdir(), 'coffer-broker-')), extra: Partial<StartOptions> = {}): Promise<TestBroker> {
   const logs = new LogSink();
   const clock = { offsetMs: 0 };
   const paths = brokerPaths({ home: dir });
@@ -105,6 +105,7 @@ export async function startTestBroker(dir = mkdtempSync(join(tmpdir(), 'coffer-b
       nonceTtlSeconds: 60,
       testOnlySnpRoots: fakeRoots(),
       clock: () => new Date(Date.now() + clock.offsetMs),
+      ...extra,
     });
   const tb: TestBroker = {
     dir,

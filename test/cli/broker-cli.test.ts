@@ -63,7 +63,8 @@ test('serve, then secrets, policies and the audit log through the admin API', as
   writeFileSync(pol, POLICY);
   const ps = await cli(['broker', 'policy', 'set', 'default', '--policy', pol, ...c]);
   assert.equal(ps.code, 0, ps.stderr);
-  assert.equal(ps.stdout.trim(), 'policy demo@2 now decides releases under default/');
+  assert.equal(ps.stdout.trim(), 'policy demo@2 now decides releases under default/ (with every policy above it and the built-in baseline)');
+  assert.match(ps.stderr, /^coffer: warning: policy demo@2 sets no TCB minimum/, 'a policy without a TCB minimum is stored with a warning');
   assert.equal((await cli(['broker', 'policy', 'get', 'default', ...c])).stdout.trim(), POLICY.trim());
   assert.match((await cli(['broker', 'policy', 'list', ...c])).stdout, /^PREFIX\s+POLICY\s+UPDATED\s+BY\ndefault\s+demo@2\s/);
 
@@ -147,4 +148,21 @@ test('TLS: serve with a provided certificate; the admin client trusts it with --
   assert.equal(untrusted.code, 2);
   assert.match(untrusted.stderr, /BROKER_UNREACHABLE/);
   assert.ok(readFileSync(key).length > 0);
+});
+
+test('the admin client refuses to send its token over plain http:// to a non-loopback broker unless --allow-insecure-http', async () => {
+  const tokenFile = join(work, 'insecure.token');
+  writeFileSync(tokenFile, 'coffer_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', { mode: 0o600 });
+  for (const url of ['http://10.0.0.1:8666', 'http://broker.example:8666', 'http://0.0.0.0:1', 'http://[2001:db8::1]:8666']) {
+    const r = await cli(['broker', 'secret', 'list', '--url', url, '--token-file', tokenFile]);
+    assert.equal(r.code, 2, url);
+    assert.match(r.stderr, /^coffer: BROKER_INSECURE_URL: refusing to send the admin token over plain HTTP/, url);
+  }
+  // Explicitly allowed, the request is made (nothing listens on port 1: unreachable, not refused up front).
+  const allowed = await cli(['broker', 'secret', 'list', '--url', 'http://0.0.0.0:1', '--token-file', tokenFile, '--allow-insecure-http']);
+  assert.equal(allowed.code, 2);
+  assert.match(allowed.stderr, /BROKER_UNREACHABLE/);
+  // Loopback needs no flag.
+  const local = await cli(['broker', 'secret', 'list', '--url', 'http://127.0.0.1:1', '--token-file', tokenFile]);
+  assert.match(local.stderr, /BROKER_UNREACHABLE/);
 });

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { CofferError, inputError } from '../../errors.js';
+import { PRIVATE_FILE_MODE, touchPrivateFile } from '../files.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   AttestationOutcome,
@@ -95,10 +95,13 @@ function auditFrom(r: Row): AuditRecord {
   return out;
 }
 
-/** LIKE pattern matching `prefix` itself or anything under `prefix/`, with LIKE's wildcards escaped. */
-function likeUnder(prefix: string): string {
-  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`;
-}
+/**
+ * SQL condition: `col` is `prefix` or lies under `prefix/`, compared byte for byte. Not LIKE:
+ * SQLite's LIKE is case-insensitive for ASCII, so `team-a` would match `TEAM-A/...`. substr() is
+ * portable to PostgreSQL. Binds two parameters: the prefix, then the prefix with a slash.
+ */
+const UNDER = (col: string) => `(${col} = ? OR substr(${col}, 1, length(?)) = ?)`;
+const underArgs = (prefix: string) => [prefix, `${prefix}/`, `${prefix}/`];
 
 /**
  * The embedded store: one SQLite file (WAL, foreign keys on, synchronous FULL so that an
@@ -117,7 +120,8 @@ export class SqliteStore implements Store {
 
   /** Opens (creating if needed) the database file and applies pending migrations. */
   static async open(path: string): Promise<SqliteStore> {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // The file is made 0600 before SQLite opens it: SQLite gives -wal and -shm the database's mode.
+    if (path !== ':memory:') touchPrivateFile(path, 'the SQLite store', 'STORE_INSECURE_FILE');
     let db: Database.Database;
     try {
       db = new Database(path);
@@ -127,6 +131,8 @@ export class SqliteStore implements Store {
       db.pragma('busy_timeout = 5000');
       // Deleted secrets' pages are overwritten, not left readable in free pages.
       db.pragma('secure_delete = ON');
+      // -wal and -shm left by an older broker may be looser than the database: tighten them.
+      for (const f of [`${path}-wal`, `${path}-shm`]) if (path !== ':memory:' && existsSync(f)) chmodSync(f, PRIVATE_FILE_MODE);
     } catch (e) {
       throw inputError('STORE_UNAVAILABLE', `cannot open the SQLite store ${path}: ${(e as Error).message}`);
     }
@@ -186,7 +192,7 @@ export class SqliteStore implements Store {
     return r.changes === 1;
   }
 
-  async completeAttestation(id: string, o: AttestationOutcome): Promise<'ok' | 'evidence-reused' | 'state'> {
+  async completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput): Promise<'ok' | 'evidence-reused' | 'state'> {
     const tx = this.db.transaction((): 'ok' | 'evidence-reused' => {
       const seen = this.db.prepare('INSERT INTO evidence_seen (digest, session_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING').run(o.evidenceDigest, id, o.attestedAt);
       if (seen.changes !== 1) return 'evidence-reused';
@@ -197,6 +203,8 @@ export class SqliteStore implements Store {
         .run(o.attestedAt, o.expiresAt, o.teePubKey, o.teePubKeyJkt, o.binding, o.evidenceDigest, o.claims, o.tokenId, id);
       // Throwing rolls back the evidence digest recorded above.
       if (r.changes !== 1) throw new StateConflict();
+      // In the same transaction: an attestation is never committed without its audit record.
+      if (audit) this.insertAudit(audit);
       return 'ok';
     });
     try {
@@ -215,8 +223,9 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async putSecret(s: Omit<SecretRecord, 'version' | 'createdAt' | 'createdBy'> & { createdAt: number; createdBy: string }): Promise<SecretMeta> {
-    this.db
+  async putSecret(s: Omit<SecretRecord, 'version' | 'createdAt' | 'createdBy'> & { createdAt: number; createdBy: string }, audit?: AuditInput): Promise<SecretMeta> {
+    return this.db.transaction(() => {
+      this.db
       .prepare(
         `INSERT INTO secrets (path, kek_id, wrapped_key, iv, ciphertext, tag, alg, size, version, created_at, updated_at, created_by, updated_by)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
@@ -225,8 +234,10 @@ export class SqliteStore implements Store {
            version = secrets.version + 1, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
       )
       .run(s.path, s.kekId, s.wrappedKey, s.iv, s.ciphertext, s.tag, s.alg, s.size, s.createdAt, s.updatedAt, s.createdBy, s.updatedBy);
-    const r = this.db.prepare('SELECT * FROM secrets WHERE path = ?').get(s.path) as Row;
-    return secretMetaFrom(r);
+      const m = secretMetaFrom(this.db.prepare('SELECT * FROM secrets WHERE path = ?').get(s.path) as Row);
+      if (audit) this.insertAudit({ ...audit, ...(audit.detail !== undefined ? { detail: audit.detail.replace('{version}', String(m.version)) } : {}) });
+      return m;
+    }).immediate();
   }
 
   async getSecret(path: string): Promise<SecretRecord | undefined> {
@@ -239,22 +250,25 @@ export class SqliteStore implements Store {
     const cols = 'path, kek_id, alg, size, version, created_at, updated_at, created_by, updated_by';
     const rows = (prefix === undefined
       ? this.db.prepare(`SELECT ${cols} FROM secrets ORDER BY path`).all()
-      : this.db.prepare(`SELECT ${cols} FROM secrets WHERE path = ? OR path LIKE ? ESCAPE '\\' ORDER BY path`).all(prefix, likeUnder(prefix))) as Row[];
+      : this.db.prepare(`SELECT ${cols} FROM secrets WHERE ${UNDER('path')} ORDER BY path`).all(...underArgs(prefix))) as Row[];
     return rows.map(secretMetaFrom);
   }
 
-  async deleteSecret(path: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM secrets WHERE path = ?').run(path).changes === 1;
+  async deleteSecret(path: string, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(() => this.db.prepare('DELETE FROM secrets WHERE path = ?').run(path).changes === 1, audit);
   }
 
-  async setPolicy(p: PolicyRecord): Promise<void> {
-    this.db
+  async setPolicy(p: PolicyRecord, audit?: AuditInput): Promise<void> {
+    this.changeAudited(() => {
+      this.db
       .prepare(
         `INSERT INTO policies (prefix, policy_id, policy_version, text, sha256, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (prefix) DO UPDATE SET policy_id = excluded.policy_id, policy_version = excluded.policy_version, text = excluded.text,
            sha256 = excluded.sha256, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
       )
       .run(p.prefix, p.policyId, p.policyVersion, p.text, p.sha256, p.updatedAt, p.updatedBy);
+      return true;
+    }, audit);
   }
 
   async getPolicy(prefix: string): Promise<PolicyRecord | undefined> {
@@ -266,12 +280,12 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT * FROM policies ORDER BY prefix').all() as Row[]).map(policyFrom);
   }
 
-  async deletePolicy(prefix: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM policies WHERE prefix = ?').run(prefix).changes === 1;
+  async deletePolicy(prefix: string, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(() => this.db.prepare('DELETE FROM policies WHERE prefix = ?').run(prefix).changes === 1, audit);
   }
 
-  async createToken(t: TokenRecord): Promise<void> {
-    this.db.prepare('INSERT INTO tokens (id, hash, role, scope, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.scope ?? null, t.label ?? null, t.createdAt);
+  async createToken(t: TokenRecord, audit?: AuditInput): Promise<void> {
+    this.changeAudited(() => this.db.prepare('INSERT INTO tokens (id, hash, role, scope, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.scope ?? null, t.label ?? null, t.createdAt).changes === 1, audit);
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
@@ -283,15 +297,28 @@ export class SqliteStore implements Store {
     return (this.db.prepare('SELECT * FROM tokens ORDER BY created_at, id').all() as Row[]).map(tokenFrom);
   }
 
-  async revokeToken(id: string, at: number): Promise<boolean> {
-    return this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes === 1;
+  async revokeToken(id: string, at: number, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(() => this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes === 1, audit);
   }
 
   async countTokens(): Promise<number> {
     return Number((this.db.prepare('SELECT COUNT(*) AS n FROM tokens WHERE revoked_at IS NULL').get() as Row).n);
   }
 
+  /** Runs a change and, when it changed something, appends its audit record, in one transaction. */
+  private changeAudited(change: () => boolean, audit: AuditInput | undefined): boolean {
+    return this.db.transaction(() => {
+      const changed = change();
+      if (changed && audit) this.insertAudit(audit);
+      return changed;
+    }).immediate();
+  }
+
   async appendAudit(r: AuditInput): Promise<void> {
+    this.insertAudit(r);
+  }
+
+  private insertAudit(r: AuditInput): void {
     this.db
       .prepare('INSERT INTO audit (at, actor, action, resource, evidence_digest, verdict, rule, problem, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(r.at, r.actor, r.action, r.resource ?? null, r.evidenceDigest ?? null, r.verdict, r.rule ?? null, r.problem ?? null, r.detail ?? null, r.remote ?? null);
@@ -323,6 +350,10 @@ export class SqliteStore implements Store {
     if (q.afterSeq !== undefined) {
       where.push('seq > ?');
       args.push(q.afterSeq);
+    }
+    if (q.scope !== undefined) {
+      where.push(UNDER('resource'));
+      args.push(...underArgs(q.scope));
     }
     const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
     const sql = `SELECT * FROM audit ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ${limit}`;

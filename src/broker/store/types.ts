@@ -4,6 +4,8 @@
  * async even where SQLite is synchronous. Times are integer milliseconds since the epoch.
  * Methods that decide a race (consumeNonce, completeAttestation) must be atomic across
  * processes: they are single conditional statements or transactions, never read-then-write.
+ * Methods that change state take the `audit` record of the decision and append it in the same
+ * transaction: if the audit record cannot be written, nothing is committed (and the reverse).
  */
 
 export type SessionState = 'pending' | 'consumed' | 'attested';
@@ -125,6 +127,11 @@ export interface AuditQuery {
   limit?: number;
   /** Return records with seq greater than this (paging). */
   afterSeq?: number;
+  /**
+   * Only records whose resource is this path prefix or lies under it (segment-wise, case-sensitive);
+   * records without a resource are left out. Set from a scoped token's scope.
+   */
+  scope?: string;
 }
 
 export interface Store {
@@ -143,24 +150,27 @@ export interface Store {
    * consumed → attested, recording the evidence digest as seen. Returns 'evidence-reused' (and
    * changes nothing) when the digest was presented before, 'state' when the session was not consumed.
    */
-  completeAttestation(id: string, o: AttestationOutcome): Promise<'ok' | 'evidence-reused' | 'state'>;
+  completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput): Promise<'ok' | 'evidence-reused' | 'state'>;
   /** Deletes sessions that ended before `before`, and evidence digests seen before `evidenceBefore`. */
   purgeExpired(before: number, evidenceBefore: number): Promise<number>;
 
-  putSecret(s: Omit<SecretRecord, 'version' | 'createdAt' | 'createdBy'> & { createdAt: number; createdBy: string }): Promise<SecretMeta>;
+  /** The audit record's detail may name the version: `{version}` is replaced by the stored one. */
+  putSecret(s: Omit<SecretRecord, 'version' | 'createdAt' | 'createdBy'> & { createdAt: number; createdBy: string }, audit?: AuditInput): Promise<SecretMeta>;
   getSecret(path: string): Promise<SecretRecord | undefined>;
+  /** Secrets at `prefix` or under `prefix/`, compared exactly (case-sensitive). */
   listSecrets(prefix?: string): Promise<SecretMeta[]>;
-  deleteSecret(path: string): Promise<boolean>;
+  /** The audit record is written only when a secret was deleted. */
+  deleteSecret(path: string, audit?: AuditInput): Promise<boolean>;
 
-  setPolicy(p: PolicyRecord): Promise<void>;
+  setPolicy(p: PolicyRecord, audit?: AuditInput): Promise<void>;
   getPolicy(prefix: string): Promise<PolicyRecord | undefined>;
   listPolicies(): Promise<PolicyRecord[]>;
-  deletePolicy(prefix: string): Promise<boolean>;
+  deletePolicy(prefix: string, audit?: AuditInput): Promise<boolean>;
 
-  createToken(t: TokenRecord): Promise<void>;
+  createToken(t: TokenRecord, audit?: AuditInput): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
   listTokens(): Promise<TokenRecord[]>;
-  revokeToken(id: string, at: number): Promise<boolean>;
+  revokeToken(id: string, at: number, audit?: AuditInput): Promise<boolean>;
   countTokens(): Promise<number>;
 
   appendAudit(r: AuditInput): Promise<void>;

@@ -30,6 +30,9 @@ function certs(field: string | string[] | undefined, what: string): Certificate[
   return (Array.isArray(field) ? field : [field]).flatMap((f) => parseCertificates(f.includes('-----BEGIN') ? Buffer.from(f, 'utf8') : fromB64(f), what));
 }
 
+/** An SEV-SNP report's signature covers bytes [0, 0x2A0); the signature follows. */
+export const SNP_SIGNED_LENGTH = 0x2a0;
+
 export const snpVerifier: TeeVerifier = {
   tee: 'snp',
   verify(evidence: unknown, ctx: TeeVerifyContext): TeeVerified {
@@ -61,7 +64,9 @@ export const snpVerifier: TeeVerifier = {
       return {
         reportData: Buffer.from(verified.report.reportData),
         claims: claimsFromSnp(verified),
-        digest: createHash('sha256').update(ev.report).digest('hex'),
+        // Only the signed bytes: an ECDSA signature can be re-encoded as (r, n - s) and still
+        // verify, so hashing the signature too would let one report pass as "new" evidence.
+        digest: createHash('sha256').update(ev.report.subarray(0, SNP_SIGNED_LENGTH)).digest('hex'),
       };
     } catch (err) {
       if (err instanceof CofferError && !('problem' in err)) {

@@ -21,7 +21,7 @@ export function claimsFromDcap(v: DcapVerified, validation: readonly Check[] = [
   const c = td ?? sgx;
   if (!c) return out;
   const tee = td ? 'tdx' : 'sgx';
-  out.verification.push({ kind: tee, label: `${tee.toUpperCase()} quote v${c.version}${c.tcbStatus ? ` (TCB ${c.tcbStatus})` : ''}`, verified: true, checks: [...v.checks, ...validation] });
+  out.verification.push({ kind: tee, label: `${tee.toUpperCase()} quote v${c.version} (${c.tcbStatus ? `TCB ${c.tcbStatus}` : c.collateralGiven ? 'TCB NOT CHECKED' : 'TCB NOT CHECKED: no collateral given'}; QE ${c.qe.mrSigner.slice(0, 8)}… ISVPRODID ${c.qe.isvProdId} ISVSVN ${c.qe.isvSvn})`, verified: true, checks: [...v.checks, ...validation] });
   const components: Record<string, number> = {};
   v.pck.tcb.components.forEach((n, i) => (components[`sgx${i + 1}`] = n));
   components.pceSvn = v.pck.tcb.pceSvn;

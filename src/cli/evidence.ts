@@ -37,6 +37,8 @@ interface EvidenceFlags {
   chain?: string[];
   ak?: string[];
   allowDebug?: boolean;
+  maxAge?: string;
+  historical?: boolean;
 }
 
 interface Outcome {
@@ -53,6 +55,28 @@ function certs(files: readonly string[] | undefined): Certificate[] {
 
 function anchors(files: readonly string[] | undefined): TrustAnchor[] {
   return certs(files).map((c) => ({ cert: c, label: `${c.subjectCn || c.subject} (given with --root)` }));
+}
+
+/** JSON from a file the user gave: a syntax error is bad input (exit 2), not a stack trace. */
+function jsonOf(data: Buffer, what: string, code: string): unknown {
+  try {
+    return JSON.parse(data.toString('utf8')) as unknown;
+  } catch {
+    throw inputError(code, `${what} is not valid JSON`);
+  }
+}
+
+function nitroFreshness(f: EvidenceFlags): { maxAgeMs?: number; historical?: boolean } {
+  const out: { maxAgeMs?: number; historical?: boolean } = {};
+  if (f.maxAge !== undefined) {
+    if (!/^\d{1,9}$/.test(f.maxAge)) throw inputError('USAGE', `--max-age takes a number of seconds, got "${f.maxAge}"`);
+    out.maxAgeMs = Number(f.maxAge) * 1000;
+  }
+  if (f.historical) {
+    if (f.maxAge !== undefined) throw inputError('USAGE', '--historical and --max-age contradict each other');
+    out.historical = true;
+  }
+  return out;
 }
 
 function nonceOf(f: EvidenceFlags): Buffer | undefined {
@@ -82,7 +106,7 @@ function verifyDcap(data: Buffer, tee: 'tdx' | 'sgx', f: EvidenceFlags, at: Date
   const allowDebug = f.allowDebug ?? false;
   const validation = v.quote.td ? validateTdReport(v.quote.td, v, { allowDebug }) : v.quote.sgx ? validateEnclaveReport(v.quote.sgx, v, { allowDebug }) : [];
   return {
-    label: `${tee.toUpperCase()} quote v${v.quote.header.version}, PCK chain to ${v.chain[v.chain.length - 1]?.subjectCn ?? 'Intel SGX Root CA'} (pinned), TCB ${v.tcb?.status ?? 'NOT CHECKED (no collateral)'}`,
+    label: `${tee.toUpperCase()} quote v${v.quote.header.version}, PCK chain to ${v.chain[v.chain.length - 1]?.subjectCn ?? 'Intel SGX Root CA'} (pinned), TCB ${v.tcb?.status ?? (v.collateralGiven ? 'NOT CHECKED (no TCB info for this platform in the collateral)' : 'NOT CHECKED (no collateral given)')}, QE ISVSVN ${v.quote.signatureData.qeReport.isvSvn}`,
     claims: claimsFromDcap(v, validation),
     details: tee === 'tdx' ? tdxClaims(v.quote, v) : sgxClaims(v.quote, v),
     checks: [...v.checks, ...validation],
@@ -95,7 +119,7 @@ function verifyAzure(data: Buffer, tee: 'snp' | 'tdx', f: EvidenceFlags, at: Dat
   let format = 'HCL report';
   if (isHcl) {
     input = { hclReport: data, certificates: certs(f.cert) };
-    if (f.tpmQuote) input.tpmQuote = parseAzureVtpmQuote(JSON.parse(readInput(f.tpmQuote, 'vTPM quote').toString('utf8')) as unknown, f.tpmQuote);
+    if (f.tpmQuote) input.tpmQuote = parseAzureVtpmQuote(jsonOf(readInput(f.tpmQuote, 'vTPM quote'), `--tpm-quote ${f.tpmQuote}`, 'AZURE_BAD_EVIDENCE'), f.tpmQuote);
     if (f.tdQuote) input.tdQuote = readInput(f.tdQuote, 'TD quote');
   } else {
     const ev = parseAzureEvidence(data.toString('utf8'));
@@ -111,7 +135,7 @@ function verifyAzure(data: Buffer, tee: 'snp' | 'tdx', f: EvidenceFlags, at: Dat
   if (v.snp) validation = validateSnpReport(v.snp.report, v.snp.tcb, { allowDebug: f.allowDebug ?? false, allowMigrationAgent: false }, { kind: v.snp.signingKey, cspId: v.snp.endorsement.cspId });
   if (v.tdx?.quote.td) validation = validateTdReport(v.tdx.quote.td, v.tdx, { allowDebug: f.allowDebug ?? false });
   return {
-    label: `Azure CVM (${tee === 'snp' ? 'SEV-SNP' : 'TDX'}, ${format}): ${v.snp ? `SEV-SNP report to ${v.snp.chain[v.snp.chain.length - 1]?.subjectCn ?? 'ARK'} (pinned)` : `TD quote to Intel SGX Root CA (pinned), TCB ${v.tdx?.tcb?.status ?? 'NOT CHECKED'}`}, runtime data bound by REPORT_DATA, ${v.tpm ? 'vTPM quote verified with HCLAkPub' : 'vTPM quote NOT CHECKED'}`,
+    label: `Azure CVM (${tee === 'snp' ? 'SEV-SNP' : 'TDX'}, ${format}): ${v.snp ? `SEV-SNP report to ${v.snp.chain[v.snp.chain.length - 1]?.subjectCn ?? 'ARK'} (pinned)` : `TD quote to Intel SGX Root CA (pinned), TCB ${v.tdx?.tcb?.status ?? (v.tdx?.collateralGiven ? 'NOT CHECKED' : 'NOT CHECKED (no collateral given)')}`}, runtime data bound by REPORT_DATA, ${v.tpm ? 'vTPM quote verified with HCLAkPub' : 'vTPM quote NOT CHECKED'}`,
     claims: claimsFromAzure(v, validation),
     details: {
       hcl: { version: v.hcl.version, requestType: v.hcl.requestType, tee: v.hcl.tee, runtimeDataSha256: v.hcl.runtimeDataDigest.toString('hex') },
@@ -134,7 +158,7 @@ function verifyGcp(data: Buffer, f: EvidenceFlags, at: Date): Outcome {
   const checks = [...v.checks, ...claims.verification.flatMap((e) => e.checks.filter((c) => c.name.startsWith('eventlog.')))];
   const root = v.quotes[0]?.akChain?.at(-1);
   return {
-    label: `GCE vTPM attestation: ${v.quotes.length} quote(s) (${att.quotes.map((q) => q.bank).join(', ')}) by the AK${root ? `, AK certificate to ${root.subjectCn} (given with --root)` : ' (AK certificate NOT CHECKED)'}${v.eventLog ? `, event log of ${v.eventLog.events.length} events` : ''}`,
+    label: `GCE vTPM attestation: ${v.quotes.length} quote(s) (${att.quotes.map((q) => q.bank).join(', ')}) by the AK, AK certificate to ${root?.subjectCn ?? '?'} (given with --root)${v.eventLog ? `, event log of ${v.eventLog.events.length} events` : ''}`,
     claims,
     details: { instance: v.instance ?? null, quotes: att.quotes.map((q) => q.bank), unknownFields: att.unknownFields },
     checks,
@@ -146,7 +170,7 @@ function verifyNitro(data: Buffer, f: EvidenceFlags, at: Date): Outcome {
   const text = data.subarray(0, 1).toString('latin1');
   if (text === '{') {
     const bundle = parseNitroTpmBundle(data.toString('utf8'));
-    const v = verifyNitroTpm(bundle, { at, ...(nonce ? { nonce } : {}) });
+    const v = verifyNitroTpm(bundle, { at, ...nitroFreshness(f), ...(nonce ? { nonce } : {}) });
     return {
       label: `AWS NitroTPM (${bundle.document.moduleId}): NSM document to ${v.nitro.chain[v.nitro.chain.length - 1]?.subjectCn ?? 'AWS root'} (pinned), TPM quote by its AK over the SHA-384 PCRs`,
       claims: claimsFromNitroTpm(v),
@@ -155,7 +179,7 @@ function verifyNitro(data: Buffer, f: EvidenceFlags, at: Date): Outcome {
     };
   }
   const doc = parseNitroDocument(decodeNitroInput(data));
-  const v = verifyNitroDocument(doc, { at });
+  const v = verifyNitroDocument(doc, { at, ...nitroFreshness(f) });
   const validation = validateNitroDocument(doc, { allowDebug: f.allowDebug ?? false, ...(nonce ? { nonce } : {}) });
   return {
     label: `AWS Nitro ${doc.flavour === 'enclave' ? 'Enclave' : 'TPM'} attestation document (${doc.moduleId}, ${new Date(doc.timestamp).toISOString()}), chain to ${v.chain[v.chain.length - 1]?.subjectCn ?? 'AWS root'} (pinned)`,
@@ -167,7 +191,7 @@ function verifyNitro(data: Buffer, f: EvidenceFlags, at: Date): Outcome {
 
 function verifyTpm(data: Buffer, f: EvidenceFlags, at: Date): Outcome {
   if (!f.ak || f.ak.length === 0) throw inputError('TPM_BAD_AK', 'a TPM quote needs its attestation key: give --ak FILE (TPMT_PUBLIC, PEM/DER public key, JWK or AK certificate)');
-  const q = parseAzureVtpmQuote(JSON.parse(data.toString('utf8')) as unknown, 'vTPM quote');
+  const q = parseAzureVtpmQuote(jsonOf(data, 'the TPM quote file (JSON {signature, message, pcrs})', 'EVIDENCE_BAD_INPUT'), 'TPM quote');
   const ak = loadAttestationKey(f.ak.map((p) => ({ data: readInput(p, 'AK file'), what: p })));
   const nonce = nonceOf(f);
   const roots = anchors(f.root);
@@ -225,7 +249,9 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       .option('--root <file>', 'GCE/TPM: a root for the AK certificate (Google EK/AK CA; repeatable)', collect)
       .option('--chain <file>', 'GCE/TPM: intermediates for the AK certificate (repeatable)', collect)
       .option('--ak <file>', 'TPM: the attestation key (TPMT_PUBLIC, public key, JWK or certificate; repeatable)', collect)
-      .option('--allow-debug', 'accept debug-mode guests and enclaves (never in production)'),
+      .option('--allow-debug', 'accept debug-mode guests and enclaves (never in production)')
+      .option('--max-age <seconds>', 'Nitro: refuse a document older than this at --at (its certificate must be valid then in any case)')
+      .option('--historical', 'Nitro: verify an old document whose certificate has expired by --at (freshness NOT CHECKED)'),
   ).action(
     action(ctx, (path: string, f: EvidenceFlags) => {
       const at = parseTime(f.at);

@@ -177,7 +177,10 @@ async function runVerify(
 }
 
 function tcbText(v: DcapVerified): string {
-  return v.tcb ? `TCB ${v.tcb.status}` : 'TCB status not checked';
+  const qe = v.quote.signatureData.qeReport;
+  const qeText = `QE ISVPRODID ${qe.isvProdId} ISVSVN ${qe.isvSvn}${v.qe ? ` ${v.qe.status}` : ''}`;
+  if (v.tcb) return `TCB ${v.tcb.status}, ${qeText}`;
+  return `TCB NOT CHECKED (${v.collateralGiven ? 'no TCB info for this platform in the collateral' : 'no collateral given'}), ${qeText}`;
 }
 
 export function registerTdx(program: Command, ctx: CliContext): void {

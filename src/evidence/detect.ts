@@ -36,7 +36,7 @@ function jsonShape(text: string): DetectedEvidence | undefined {
   if ('report' in o && 'quote' in o && 'vcek' in o) return { kind: 'azure-snp', form: 'Azure SNP evidence v0 JSON' };
   const att = o.attestation;
   if (att !== null && typeof att === 'object' && 'nitro' in att) return { kind: 'nitro', form: 'NitroTPM bundle JSON' };
-  if ('signature' in o && 'message' in o && 'pcrs' in o) return { kind: 'tpm', form: 'vTPM quote JSON {signature, message, pcrs}' };
+  if ('signature' in o && 'message' in o && 'pcrs' in o) return { kind: 'tpm', form: 'TPM quote JSON {signature, message, pcrs}' };
   return undefined;
 }
 
@@ -61,7 +61,10 @@ export function detectEvidenceKind(data: Uint8Array): DetectedEvidence {
   if (b.length === SNP_REPORT_SIZE) return { kind: 'snp', form: 'raw SEV-SNP report' };
   const dcap = dcapKind(b);
   if (dcap) return dcap;
-  if (b.length >= 4 && b.readUInt32BE(0) === TPM_GENERATED) return { kind: 'tpm', form: 'TPMS_ATTEST' };
+  // A bare TPMS_ATTEST carries no signature and names no AK, so it is not evidence by itself.
+  if (b.length >= 4 && b.readUInt32BE(0) === TPM_GENERATED) {
+    throw inputError('EVIDENCE_UNKNOWN_KIND', 'this is a bare TPMS_ATTEST (TPM2_Quote message) without its signature: give the quote as JSON {signature, message, pcrs} with --ak');
+  }
   const first = b[0] ?? 0;
   if (first === 0x84 || first === 0xd2) return { kind: 'nitro', form: 'COSE_Sign1 (CBOR)' };
   // protobuf: field 1 (ak_pub), length-delimited.

@@ -8,6 +8,10 @@ import { Command, CommanderError } from 'commander';
 import { registerEvidence } from '../../src/cli/evidence.js';
 import type { CliContext } from '../../src/cli/main.js';
 import { detectEvidenceKind } from '../../src/evidence/detect.js';
+import { CofferError } from '../../src/errors.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { forgeGceAttestation } from '../evidence/gcp/forge.js';
 import { VECTORS, expected, vec } from '../evidence/nitro/vectors.js';
 
 interface Run {
@@ -61,12 +65,14 @@ describe('kind detection', () => {
     ['azure-cvm/trustee-az-tdx-vtpm/td-quote.bin', 'tdx'],
     ['azure-cvm/trustee-az-snp-vtpm/tpm-quote-v1.json', 'tpm'],
     ['tpm-quote/gce-shielded-vm-cos85/gce-cos-85-no-nonce.pb', 'gcp'],
-    ['tpm-quote/gce-shielded-vm-cos85/gce-cos-85-nonce9009/quote_sha256.attest', 'tpm'],
     ['aws-nitro/evervault/valid-attestation-doc-bytes.cbor', 'nitro'],
     ['aws-nitro/evervault/valid-attestation-doc.b64', 'nitro'],
     ['aws-nitro/nitrotpm-vaportpm/test-nitro-fixture.json', 'nitro'],
   ];
   for (const [file, kind] of cases) test(`${file} → ${kind}`, () => assert.equal(detectEvidenceKind(vec(file)).kind, kind));
+  test('a bare TPMS_ATTEST (no signature) is not a kind of evidence: EVIDENCE_UNKNOWN_KIND', () => {
+    assert.throws(() => detectEvidenceKind(vec('tpm-quote/gce-shielded-vm-cos85/gce-cos-85-nonce9009/quote_sha256.attest')), (e: unknown) => e instanceof CofferError && e.code === 'EVIDENCE_UNKNOWN_KIND' && /bare TPMS_ATTEST/.test(e.message));
+  });
 });
 
 describe('coffer evidence verify', () => {
@@ -141,16 +147,16 @@ describe('coffer evidence verify', () => {
   });
 
   test('Nitro: valid document exit 0; debug document exit 1 NITRO_DEBUG_MODE; bad signature exit 1; NitroTPM bundle exit 0', async () => {
-    const ok = await cli([V('aws-nitro/evervault/valid-attestation-doc-bytes.cbor'), '--json']);
+    const ok = await cli([V('aws-nitro/evervault/valid-attestation-doc-bytes.cbor'), '--at', '2022-10-13T09:00:00Z', '--json']);
     assert.equal(ok.code, 0);
     const j = JSON.parse(ok.stdout) as JsonOut;
     assert.equal(j.kind, 'nitro');
     assert.equal(j.claims?.runtime.pcrs?.nitro?.['0'], expected('aws-nitro/evervault/valid-attestation-doc-bytes.cbor').pcr0);
     assert.equal(j.claims?.debug.debug, false);
-    const dbg = await cli([V('aws-nitro/evervault/debug-mode-attestation-doc-bytes.cbor')]);
+    const dbg = await cli([V('aws-nitro/evervault/debug-mode-attestation-doc-bytes.cbor'), '--at', '2022-10-12T14:00:00Z']);
     assert.equal(dbg.code, 1);
     assert.match(dbg.stderr, /^coffer: NITRO_DEBUG_MODE: /);
-    assert.equal((await cli([V('aws-nitro/evervault/debug-mode-attestation-doc-bytes.cbor'), '--allow-debug'])).code, 0);
+    assert.equal((await cli([V('aws-nitro/evervault/debug-mode-attestation-doc-bytes.cbor'), '--at', '2022-10-12T14:00:00Z', '--allow-debug'])).code, 0);
     const bad = await cli([V('aws-nitro/veracruz/aws_nitro_document_bad_sig.cbor'), '--json']);
     assert.equal(bad.code, 1);
     assert.equal((JSON.parse(bad.stdout) as JsonOut).error?.code, 'NITRO_BAD_SIGNATURE');
@@ -180,5 +186,56 @@ describe('coffer evidence verify', () => {
     assert.equal(forced.code, 2);
     assert.match(forced.stderr, /^coffer: GCP_BAD_ATTESTATION: /);
     assert.equal((await cli([V('README.md'), '--at', 'yesterday'])).code, 2);
+  });
+});
+
+describe('security review: the CLI never prints VERIFIED for what nothing vouches for, and bad input is one line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-evidence-review-'));
+
+  test('a GCE attestation forged in software: no --root → exit 2 GCP_ROOT_REQUIRED, never VERIFIED; with Google\'s root → exit 1', async () => {
+    const file = join(dir, 'forged.pb');
+    writeFileSync(file, forgeGceAttestation(Buffer.from('9009', 'hex')));
+    const r = await cli([file, '--nonce', '9009', ...AT]);
+    assert.equal(r.code, 2);
+    assert.doesNotMatch(r.stdout, /VERIFIED/);
+    assert.match(r.stderr, /^coffer: GCP_ROOT_REQUIRED: /);
+    const rooted = await cli([file, '--root', V('gcp/ca/tpm_ek_root_1.cer'), '--chain', V('gcp/ca/tpm_ek_intermediate_2.crt'), '--nonce', '9009', ...AT, '--json']);
+    assert.equal(rooted.code, 1);
+    assert.equal((JSON.parse(rooted.stdout) as JsonOut).error?.code, 'GCP_NO_AK_CERTIFICATE');
+    // The real attestation without --root is refused the same way.
+    const real = await cli([V('tpm-quote/gce-shielded-vm-cos85/gce-cos-85-nonce9009.pb'), '--nonce', '9009', ...AT]);
+    assert.equal(real.code, 2);
+    assert.match(real.stderr, /^coffer: GCP_ROOT_REQUIRED: /);
+  });
+
+  test('Nitro: a document verified long after its three hours fails NITRO_DOCUMENT_EXPIRED; --historical verifies it; --max-age bounds it', async () => {
+    const doc = V('aws-nitro/evervault/valid-attestation-doc-bytes.cbor');
+    const old = await cli([doc, ...AT]);
+    assert.equal(old.code, 1);
+    assert.match(old.stderr, /^coffer: NITRO_DOCUMENT_EXPIRED: /);
+    const hist = await cli([doc, ...AT, '--historical']);
+    assert.equal(hist.code, 0, hist.stderr);
+    assert.match(hist.stdout, /NOT CHECKED: .*nitro\.freshness/);
+    const young = await cli([doc, '--at', '2022-10-13T09:10:00Z', '--max-age', '60']);
+    assert.equal(young.code, 1);
+    assert.match(young.stderr, /^coffer: NITRO_DOCUMENT_TOO_OLD: /);
+    assert.equal((await cli([doc, '--at', '2022-10-13T09:10:00Z', '--max-age', '900'])).code, 0);
+    assert.equal((await cli([doc, '--max-age', 'soon'])).code, 2);
+  });
+
+  test('a raw TPMS_ATTEST, even forced to --kind tpm, and a bad --tpm-quote JSON are one-line input errors (exit 2)', async () => {
+    const attest = V('tpm-quote/gce-shielded-vm-cos85/gce-cos-85-nonce9009/quote_sha256.attest');
+    const auto = await cli([attest, ...AT]);
+    assert.equal(auto.code, 2);
+    assert.match(auto.stderr, /^coffer: EVIDENCE_UNKNOWN_KIND: .*bare TPMS_ATTEST/);
+    const forced = await cli([attest, '--kind', 'tpm', '--ak', V('tpm-quote/azure-vtpm-kinvolk/akpub.pem'), ...AT]);
+    assert.equal(forced.code, 2);
+    assert.equal(forced.stderr.trim().split('\n').length, 1);
+    assert.match(forced.stderr, /^coffer: EVIDENCE_BAD_INPUT: /);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{not json');
+    const hcl = await cli([V('azure-cvm/trustee-az-snp-vtpm/hcl-report.bin'), '--tpm-quote', bad, ...AT]);
+    assert.equal(hcl.code, 2);
+    assert.match(hcl.stderr, /^coffer: AZURE_BAD_EVIDENCE: --tpm-quote .* is not valid JSON/);
   });
 });

@@ -59,7 +59,7 @@ describe('coffer tdx verify', () => {
     const r = await cli(['tdx', 'verify', join(T, Q.cos), '--collateral', DIR_2025, ...AT_2025, '--ccel', CCEL, '--expect-mrtd', String(cos.mr_td), '--expect-report-data', '00']);
     assert.equal(r.code, 0, r.stderr);
     const out = lines(r.stdout);
-    assert.equal(out[0], 'VERIFIED  TDX quote v4 (TDX 1.0), PCK chain to Intel SGX Root CA (pinned), TCB UpToDate');
+    assert.equal(out[0], 'VERIFIED  TDX quote v4 (TDX 1.0), PCK chain to Intel SGX Root CA (pinned), TCB UpToDate, QE ISVPRODID 2 ISVSVN 6 UpToDate');
     assert.match(r.stdout, /NOT CHECKED: pki\.revocation\.pck, pki\.revocation\.root/);
     assert.ok(out.includes(`  mrtd        ${cos.mr_td}`));
     for (let i = 0; i < 4; i++) assert.match(r.stdout, new RegExp(`ok {3}tdx\\.ccel\\.rtmr${i} +RTMR${i} equals the replay of \\d+ CCEL event`));
@@ -148,7 +148,7 @@ describe('coffer sgx verify', () => {
   test('the Occlum quote: VERIFIED with --allow-debug and the expected MRENCLAVE; debug refused otherwise', async () => {
     const r = await cli(['sgx', 'verify', join(T, Q.sgx), ...AT_2025, '--allow-debug', '--expect-mrenclave', String(e.mr_enclave), '--expect-report-data', '74657374']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(lines(r.stdout)[0], 'VERIFIED  SGX quote v3, PCK chain to Intel SGX Root CA (pinned), TCB status not checked');
+    assert.equal(lines(r.stdout)[0], 'VERIFIED  SGX quote v3, PCK chain to Intel SGX Root CA (pinned), TCB NOT CHECKED (no collateral given), QE ISVPRODID 1 ISVSVN 8');
     assert.match(r.stdout, /NOT CHECKED: .*dcap\.tcb, dcap\.qe-identity, sgx\.mrsigner, sgx\.tcb-status/);
     assert.ok(lines(r.stdout).includes(`  mrenclave   ${String(e.mr_enclave)}`));
     const d = await cli(['sgx', 'verify', join(T, Q.sgx), ...AT_2025]);

@@ -75,7 +75,7 @@ const TD_FIELDS = ['reportData', 'mrTd', 'mrConfigId', 'mrOwner', 'mrOwnerConfig
 /**
  * Verifies Azure confidential VM evidence:
  *  1. the hardware evidence to its vendor root: the SEV-SNP report in the HCL report with the VCEK
- *     (verifySnpReport), or for TDX the TD quote with DCAP (verifyDcapQuote) and the HCL's TDREPORT
+ *     (verifySnpReport), requested at VMPL 0 (the HCL's), or for TDX the TD quote with DCAP (verifyDcapQuote) and the HCL's TDREPORT
  *     field by field against that signed quote (the TDREPORT itself is only MACed);
  *  2. the binding: REPORT_DATA[0:32] = SHA-256(runtime data, as embedded);
  *  3. the runtime data (now authenticated): HCLAkPub;
@@ -98,6 +98,13 @@ export function verifyAzureEvidence(input: AzureInput, opts: AzureVerifyOptions)
     const certs = input.certificates ?? [];
     snp = step(checks, 'azure.snp', () => verifySnpReport(hcl.hardwareReport, { at: opts.at, certificates: certs, ...(opts.snpRoots ? { roots: opts.snpRoots } : {}) }));
     checks.push(...snp.checks);
+    // The HCL (the paravisor that owns the vTPM) runs at VMPL 0; a report requested from any other
+    // VMPL came from the guest OS, which can put what it likes in REPORT_DATA, so the binding below
+    // would tie the runtime data (and the AK) to nothing.
+    if (snp.report.vmpl !== 0) {
+      failWith(checks, 'azure.vmpl', 'AZURE_BAD_VMPL', `the SEV-SNP report was requested at VMPL ${snp.report.vmpl}, not at VMPL 0 where Azure's HCL runs: its REPORT_DATA does not vouch for the HCL runtime data`, { expected: '0', found: String(snp.report.vmpl) });
+    }
+    checks.push(pass('azure.vmpl', 'the SEV-SNP report was requested at VMPL 0 (the HCL)', { expected: '0', found: '0' }));
     reportData = snp.report.reportData;
   } else {
     if (!input.tdQuote) throw inputError('AZURE_NO_TD_QUOTE', 'an Azure TDX HCL report holds a TDREPORT, which only the CPU can check: give the TD quote of the same TD');

@@ -18,6 +18,10 @@ interface CommonClaims {
   advisoryIds: string[];
   tdxModuleStatus: string | null;
   qeStatus: string | null;
+  /** The quoting enclave's identity from its (PCK-signed) report. */
+  qe: { mrSigner: string; isvProdId: number; isvSvn: number };
+  /** Whether any TCB info or QE identity was given (false: the TCB was not checked at all). */
+  collateralGiven: boolean;
 }
 
 export interface TdxClaims extends CommonClaims {
@@ -78,6 +82,8 @@ function common(q: DcapQuote, v: DcapVerified | undefined): CommonClaims {
     advisoryIds: v?.tcb?.advisoryIds ?? [],
     tdxModuleStatus: v?.tcb?.tdxModule?.status ?? null,
     qeStatus: v?.qe?.status ?? null,
+    qe: { mrSigner: toHex(q.signatureData.qeReport.mrSigner), isvProdId: q.signatureData.qeReport.isvProdId, isvSvn: q.signatureData.qeReport.isvSvn },
+    collateralGiven: v?.collateralGiven ?? false,
   };
 }
 

@@ -55,6 +55,11 @@ export interface EnclaveReport {
   configSvn: number;
   isvFamilyId: Buffer;
   reportData: Buffer;
+  /**
+   * Reserved fields that are not zero (names). The parser does not refuse them, since nothing in the
+   * report is believed before its signature; verification refuses them after the signature.
+   */
+  reservedNonZero: string[];
 }
 
 export interface TdReport {
@@ -124,24 +129,28 @@ export function parseEnclaveReport(data: Uint8Array, what = 'enclave report'): E
   const r = new ByteReader(data, what);
   const raw = Buffer.from(r.view(SGX_REPORT_SIZE));
   r.seek(0);
+  const reservedNonZero: string[] = [];
+  const reserved = (n: number, name: string): void => {
+    if (!isAllZero(r.bytes(n))) reservedNonZero.push(name);
+  };
   const cpuSvn = r.bytes(16);
   const miscSelect = r.u32le();
-  r.zeros(12, 'RESERVED1');
+  reserved(12, 'RESERVED1');
   const isvExtProdId = r.bytes(16);
   const attributes = r.bytes(16);
   const mrEnclave = r.bytes(32);
-  r.zeros(32, 'RESERVED2');
+  reserved(32, 'RESERVED2');
   const mrSigner = r.bytes(32);
-  r.zeros(32, 'RESERVED3');
+  reserved(32, 'RESERVED3');
   const configId = r.bytes(64);
   const isvProdId = r.u16le();
   const isvSvn = r.u16le();
   const configSvn = r.u16le();
-  r.zeros(42, 'RESERVED4');
+  reserved(42, 'RESERVED4');
   const isvFamilyId = r.bytes(16);
   const reportData = r.bytes(64);
   r.end();
-  return { raw, cpuSvn, miscSelect, isvExtProdId, attributes, mrEnclave, mrSigner, configId, isvProdId, isvSvn, configSvn, isvFamilyId, reportData };
+  return { raw, cpuSvn, miscSelect, isvExtProdId, attributes, mrEnclave, mrSigner, configId, isvProdId, isvSvn, configSvn, isvFamilyId, reportData, reservedNonZero };
 }
 
 export function parseTdReport(data: Uint8Array, kind: 'td10' | 'td15'): TdReport {

@@ -13,8 +13,9 @@ import type { IsvLevel, QeIdentity, TcbInfo, TcbLevel, TcbStatus } from './colla
  *    version) when byte 1 is non-zero, because the module is then judged by its own identity;
  *  - TDX module: with TEE_TCB_SVN[1] (major version) > 0, the identity `TDX_<version>` of
  *    tdxModuleIdentities, its MRSIGNER and masked attributes against MRSIGNERSEAM and
- *    SEAMATTRIBUTES, and its first level with isvsvn ≤ TEE_TCB_SVN[0]; with version 0 (or no
- *    identities) the single `tdxModule` entry, identity only;
+ *    SEAMATTRIBUTES, and its first level with isvsvn ≤ TEE_TCB_SVN[0] (no such identity, or no
+ *    tdxModuleIdentities at all: DCAP_TDX_MODULE_MISMATCH, as QVL); with version 0 the single
+ *    `tdxModule` entry, identity only;
  *  - QE: MRSIGNER, ISVPRODID, masked MISCSELECT and ATTRIBUTES, then the first level with
  *    isvsvn ≤ the QE report's ISVSVN;
  *  - convergence: an OutOfDate QE or TDX module turns UpToDate/SWHardeningNeeded into OutOfDate
@@ -98,12 +99,14 @@ export function tdxModuleTcb(info: TcbInfo, td: TdReport): TdxModuleTcb | TcbPro
     }
     return undefined;
   };
-  if (version === 0 || !info.tdxModuleIdentities) {
+  if (version === 0) {
     if (!info.tdxModule) return undefined;
     return check('tdxModule', info.tdxModule) ?? { identity: 'tdxModule', advisoryIds: [] };
   }
+  // As QVL: a module with a major version is judged only through tdxModuleIdentities (the platform
+  // level skipped TEE_TCB_SVN[0..1] for it), so a TCB info without them cannot judge it at all.
   const id = `TDX_${version.toString(16).toUpperCase().padStart(2, '0')}`;
-  const identity = info.tdxModuleIdentities.find((m) => m.id === id);
+  const identity = info.tdxModuleIdentities?.find((m) => m.id === id);
   if (!identity) return { code: 'DCAP_TDX_MODULE_MISMATCH', message: `the TCB info has no TDX module identity ${id} (TEE_TCB_SVN[1] = ${version})` };
   const mismatch = check(id, identity);
   if (mismatch) return mismatch;

@@ -14,6 +14,25 @@ import { convergeTcbStatus, isProblem, platformTcb, qeTcb, tdxModuleTcb, type Pl
 export const INTEL_ROOT_ID = 'intel-sgx-root-ca';
 export const PCK_LEAF_CN = 'Intel SGX PCK Certificate';
 export const TCB_SIGNING_CN = 'Intel SGX TCB Signing';
+/** The QE vendor ID of Intel's quoting enclaves (the only vendor Coffer supports). */
+export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607';
+
+/** Who signed the quoting enclave, and which product of theirs it is. */
+export interface QeSigner {
+  mrSigner: Buffer;
+  isvProdId: number;
+}
+
+/**
+ * The minimum QE identity enforced on every quote, collateral or not: Intel's QE (SGX, ISVPRODID
+ * 1) and TD_QE (TDX, ISVPRODID 2), as Intel's QE identity collateral names them (the vectors'
+ * qeIdentity_TD_QE_*.json: MRSIGNER dc9e2a7c…, isvprodid 2). Without it, a PCK key could sign any
+ * enclave's report as "the QE" and nothing would notice until a QE identity was supplied.
+ */
+export const INTEL_QE_SIGNERS: Readonly<Record<'sgx' | 'tdx', QeSigner>> = {
+  sgx: { mrSigner: Buffer.from('8c4f5775d796503e96137f77c68a829a0056ac8ded70140b081b094490c57bff', 'hex'), isvProdId: 1 },
+  tdx: { mrSigner: Buffer.from('dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5', 'hex'), isvProdId: 2 },
+};
 
 /** Offline collateral: any number of TCB infos and QE identities (the right ones are chosen), certificates and CRLs. */
 export interface DcapCollateral {
@@ -32,6 +51,8 @@ export interface DcapVerifyOptions extends QuoteParseOptions {
   roots?: readonly TrustAnchor[];
   /** Require this TEE (a `coffer tdx verify` refuses an SGX quote and vice versa). */
   tee?: 'sgx' | 'tdx';
+  /** The QE signer to require; default Intel's production QE / TD_QE. Only tests with their own `roots` pass another. */
+  qeSigner?: QeSigner;
 }
 
 export interface DcapTcbResult {
@@ -54,6 +75,8 @@ export interface DcapVerified {
   tcb: DcapTcbResult | undefined;
   /** Present when a QE identity was supplied (even without a TCB info). */
   qe: QeTcb | undefined;
+  /** Whether any TCB info or QE identity was supplied at all. */
+  collateralGiven: boolean;
   checks: Check[];
 }
 
@@ -196,6 +219,18 @@ export function verifyDcapQuote(input: Uint8Array, opts: DcapVerifyOptions): Dca
   }
   checks.push(pass('dcap.quote-signature', `ECDSA P-256/SHA-256 signature over header and body (bytes 0x000-0x${(quote.signedLength - 1).toString(16)}) verifies with the attestation key`));
 
+  // The header is now authenticated: only Intel's quoting enclaves are understood.
+  const vendor = toHex(header.qeVendorId);
+  if (vendor !== INTEL_QE_VENDOR_ID) {
+    failWith(checks, 'dcap.qe-vendor', 'DCAP_UNSUPPORTED_QE_VENDOR', `the quote's QE vendor ID ${vendor} is not Intel's: only Intel's quoting enclaves are supported`, { expected: INTEL_QE_VENDOR_ID, found: vendor });
+  }
+  checks.push(pass('dcap.qe-vendor', "the QE vendor ID is Intel's", { found: vendor }));
+  // Reserved fields are judged only once signed (QVL does not require them zero): a non-zero one
+  // means a layout Coffer does not know, so the report is refused rather than half-read.
+  if (quote.sgx && quote.sgx.reservedNonZero.length > 0) {
+    failWith(checks, 'dcap.reserved', 'DCAP_RESERVED_NONZERO', `the enclave report's reserved field(s) ${quote.sgx.reservedNonZero.join(', ')} are not zero: a report layout Coffer does not know`);
+  }
+
   // 2. The QE report, signed by the PCK key.
   const certs = pckChain(sd.certification.data);
   const leaves = certs.filter((c) => !c.isCa && c.subjectCn === PCK_LEAF_CN);
@@ -207,6 +242,10 @@ export function verifyDcapQuote(input: Uint8Array, opts: DcapVerifyOptions): Dca
     failWith(checks, 'dcap.qe-report-signature', 'DCAP_QE_REPORT_BAD_SIGNATURE', `the QE report's ECDSA P-256 signature does not verify with the PCK certificate's key (serial ${leaf.serial})`);
   }
   checks.push(pass('dcap.qe-report-signature', `the QE report is signed by the PCK certificate's key (serial ${leaf.serial})`));
+  if (sd.qeReport.reservedNonZero.length > 0) {
+    failWith(checks, 'dcap.reserved', 'DCAP_RESERVED_NONZERO', `the QE report's reserved field(s) ${sd.qeReport.reservedNonZero.join(', ')} are not zero: a report layout Coffer does not know`);
+  }
+  checks.push(pass('dcap.reserved', `reserved fields of the signed ${quote.sgx ? 'enclave report and ' : ''}QE report are zero`));
 
   // 3. The QE vouches for the attestation key through its report data.
   const binding = createHash('sha256').update(sd.attestationKey).update(sd.qeAuthData).digest();
@@ -249,6 +288,22 @@ export function verifyDcapQuote(input: Uint8Array, opts: DcapVerifyOptions): Dca
   }
   checks.push(pass('dcap.pck-extensions', `PCK certificate (${pck.ca} CA): FMSPC ${toHex(pck.fmspc)}, PCE-ID ${toHex(pck.pceId)}, PCESVN ${pck.tcb.pceSvn}, SGX TCB ${pck.tcb.components.join('.')}`));
 
+  // 5b. The minimum QE identity, with or without collateral: the QE report (now signed by a PCK
+  // key that chains to the root) must be Intel's QE / TD_QE, not debuggable.
+  const qeName = header.teeType === 'tdx' ? 'TD_QE' : 'QE';
+  const signer = opts.qeSigner ?? INTEL_QE_SIGNERS[header.teeType];
+  const qr = sd.qeReport;
+  if (!qr.mrSigner.equals(signer.mrSigner)) {
+    failWith(checks, 'dcap.qe-identity.minimum', 'DCAP_QE_IDENTITY_MISMATCH', `the QE report's MRSIGNER is not Intel's ${qeName} signer: the attestation key was certified by some other enclave`, { expected: toHex(signer.mrSigner), found: toHex(qr.mrSigner) });
+  }
+  if (qr.isvProdId !== signer.isvProdId) {
+    failWith(checks, 'dcap.qe-identity.minimum', 'DCAP_QE_IDENTITY_MISMATCH', `the QE report's ISVPRODID is not Intel's ${qeName}`, { expected: String(signer.isvProdId), found: String(qr.isvProdId) });
+  }
+  if (((qr.attributes[0] ?? 0) & 0x02) !== 0) {
+    failWith(checks, 'dcap.qe-identity.minimum', 'DCAP_QE_IDENTITY_MISMATCH', `the QE is a debug enclave (ATTRIBUTES.DEBUG set): its memory, and so the attestation key, is readable by the host`, { expected: 'DEBUG clear', found: toHex(qr.attributes) });
+  }
+  checks.push(pass('dcap.qe-identity.minimum', `the QE is Intel's ${qeName} (MRSIGNER ${toHex(qr.mrSigner).slice(0, 16)}…, ISVPRODID ${qr.isvProdId}, debug off), ISVSVN ${qr.isvSvn}`, { found: `mrsigner ${toHex(qr.mrSigner)} isvprodid ${qr.isvProdId} isvsvn ${qr.isvSvn}` }));
+
   // 6. Collateral.
   const col = opts.collateral ?? {};
   const colCerts = col.certificates ?? [];
@@ -257,18 +312,38 @@ export function verifyDcapQuote(input: Uint8Array, opts: DcapVerifyOptions): Dca
   let tcb: DcapTcbResult | undefined;
   let qe: QeTcb | undefined;
 
+  // Every supplied document's signature first, before any of its fields picks it or drops it: a
+  // tampered document is an error, never a reason to report "NOT CHECKED".
+  const allDocs: [SignedJson, string][] = [
+    ...(col.tcbInfos ?? []).map((t, n): [SignedJson, string] => [t, `TCB info #${n + 1} (${t.id}, FMSPC ${toHex(t.fmspc)}, issued ${t.issueDate.toISOString()})`]),
+    ...(col.qeIdentities ?? []).map((q, n): [SignedJson, string] => [q, `QE identity #${n + 1} (${q.id}, issued ${q.issueDate.toISOString()})`]),
+  ];
+  if (allDocs.length > 0) {
+    const signers = colCerts.filter((c) => !c.isCa && c.subjectCn === TCB_SIGNING_CN);
+    if (signers.length === 0) {
+      failWith(checks, 'dcap.collateral.signer', 'DCAP_NO_TCB_SIGNING_CERT', `no "${TCB_SIGNING_CN}" certificate was supplied to check the collateral signatures (add the TCB-Info-Issuer-Chain to the collateral)`);
+    }
+    for (const [doc, label] of allDocs) {
+      if (!signers.some((c) => collateralSignedBy(doc, c))) failWith(checks, 'dcap.collateral.signatures', 'DCAP_COLLATERAL_BAD_SIGNATURE', `the supplied ${label} signature does not verify with the ${TCB_SIGNING_CN} key: it was altered or is not Intel's`);
+    }
+    checks.push(pass('dcap.collateral.signatures', `every supplied collateral document (${allDocs.length}) is signed with the ${TCB_SIGNING_CN} key; the one used is checked in full below`));
+  }
+  const newestCurrent = <T extends { issueDate: Date; nextUpdate: Date; tcbEvaluationDataNumber: number }>(list: readonly T[]): T | undefined => {
+    const current = list.filter((t) => opts.at >= t.issueDate && opts.at <= t.nextUpdate);
+    return (current.length > 0 ? current : list).reduce<T | undefined>((best, t) => (!best || t.tcbEvaluationDataNumber > best.tcbEvaluationDataNumber ? t : best), undefined);
+  };
   const infos = (col.tcbInfos ?? []).filter((t) => t.fmspc.equals(pck.fmspc) && t.pceId.equals(pck.pceId) && t.id === wantId);
-  const info = infos.find((t) => opts.at >= t.issueDate && opts.at <= t.nextUpdate) ?? infos[0];
+  const info = newestCurrent(infos);
   if (!info) {
     const other = (col.tcbInfos ?? []).map((t) => `${t.id} ${toHex(t.fmspc)}`).join(', ');
-    checks.push(notChecked('dcap.tcb', `no ${wantId} TCB info for FMSPC ${toHex(pck.fmspc)} / PCE-ID ${toHex(pck.pceId)} was supplied${other ? ` (supplied: ${other})` : ''}: the platform's TCB status is unknown`));
+    checks.push(notChecked('dcap.tcb', `${allDocs.length === 0 ? 'no collateral was given: ' : ''}no ${wantId} TCB info for FMSPC ${toHex(pck.fmspc)} / PCE-ID ${toHex(pck.pceId)} was supplied${other ? ` (supplied: ${other})` : ''}: the platform's TCB status is unknown`));
   } else {
     verifyCollateralSignature(info, `TCB info (FMSPC ${toHex(info.fmspc)}, issued ${info.issueDate.toISOString()})`, 'dcap.tcb-info', colCerts, anchors, opts.at, allCrls, checks);
     checks.push(pass('dcap.tcb-info.applies', `TCB info ${info.id} v${info.version} is for this platform's FMSPC ${toHex(pck.fmspc)} and PCE-ID ${toHex(pck.pceId)}`));
   }
 
   const identities = (col.qeIdentities ?? []).filter((q) => q.id === qeId);
-  const identity = identities.find((q) => opts.at >= q.issueDate && opts.at <= q.nextUpdate) ?? identities[0];
+  const identity = newestCurrent(identities);
   if (!identity) {
     checks.push(notChecked('dcap.qe-identity', `no ${qeId} identity was supplied: the quoting enclave's identity and TCB are not checked`));
   } else {
@@ -310,5 +385,5 @@ export function verifyDcapQuote(input: Uint8Array, opts: DcapVerifyOptions): Dca
     checks.push(pass('dcap.tcb.level', desc, { found: status }));
   }
 
-  return { quote, pckCertificate: leaf, pck, chain: chain.path, tcb, qe, checks };
+  return { quote, pckCertificate: leaf, pck, chain: chain.path, tcb, qe, collateralGiven: allDocs.length > 0, checks };
 }

@@ -1,4 +1,4 @@
-import { CofferError } from '../../errors.js';
+import { CofferError, inputError, verifyError } from '../../errors.js';
 import { fail, notChecked, pass, type Check } from '../../check.js';
 import { parseCertificates, type Certificate } from '../../pki/certificate.js';
 import type { TrustAnchor } from '../../pki/chain.js';
@@ -40,12 +40,23 @@ function prefixed(checks: readonly Check[], bank: string): Check[] {
 export function verifyGceAttestation(att: GceAttestation, opts: GceVerifyOptions): GceVerified {
   const checks: Check[] = [];
   const roots = opts.roots ?? [];
-  const parts: AkPart[] = [parseAkPart(att.akPub, 'ak_pub')];
-  let certificate: Certificate | undefined;
-  if (att.akCert) {
-    certificate = parseCertificates(att.akCert, 'ak_cert')[0];
-    if (certificate && roots.length > 0) parts.push({ kind: 'certificate', form: 'X.509 certificate', certificate });
+  // The AK in ak_pub signs the quotes, so a quote verifying with it proves nothing by itself: anyone
+  // can make an RSA key and a TPMS_ATTEST. Only Google's certificate on that key says it lives in a
+  // GCE vTPM, so without a root to check the certificate there is nothing to verify.
+  if (roots.length === 0) {
+    throw inputError('GCP_ROOT_REQUIRED', 'no Google EK/AK root was given (--root): Coffer pins none, and without one nothing vouches that the AK is a GCE vTPM key, so a software key would verify too');
   }
+  if (!att.akCert) {
+    checks.push(fail('gcp.ak-certificate', 'GCP_NO_AK_CERTIFICATE', 'the attestation carries no AK certificate: nothing vouches that the AK is a GCE vTPM key'));
+    throw verifyError('GCP_NO_AK_CERTIFICATE', 'the attestation carries no AK certificate: nothing vouches that the AK is a GCE vTPM key', { checks });
+  }
+  if (att.quotes.length === 0) {
+    checks.push(fail('gcp.quotes', 'GCP_NO_QUOTES', 'the attestation carries no quote'));
+    throw verifyError('GCP_NO_QUOTES', 'the attestation carries no quote', { checks });
+  }
+  const certificate = parseCertificates(att.akCert, 'ak_cert')[0];
+  if (!certificate) throw inputError('GCP_BAD_ATTESTATION', 'ak_cert holds no certificate');
+  const parts: AkPart[] = [parseAkPart(att.akPub, 'ak_pub'), { kind: 'certificate', form: 'X.509 certificate', certificate }];
   let ak: AttestationKey;
   try {
     ak = assembleAttestationKey(parts);
@@ -56,12 +67,10 @@ export function verifyGceAttestation(att: GceAttestation, opts: GceVerifyOptions
     }
     throw e;
   }
-  if (!att.akCert) checks.push(notChecked('gcp.ak-certificate', 'the attestation carries no AK certificate: the AK is not vouched for by Google'));
-  else if (roots.length === 0) checks.push(notChecked('gcp.ak-certificate', 'no Google EK/AK root was given (Coffer pins none): the AK certificate is not checked and the AK is taken on trust'));
   const intermediates = [...(opts.intermediates ?? []), ...att.intermediateCerts.flatMap((d) => parseCertificates(d, 'intermediate_certs'))];
   const quotes: TpmQuoteVerified[] = [];
   for (const q of att.quotes) {
-    const base = { at: opts.at, ak, pcrs: new Map([[q.bank, q.pcrs]]), ...(ak.certificate ? { akRoots: roots, akIntermediates: intermediates } : {}) };
+    const base = { at: opts.at, ak, pcrs: new Map([[q.bank, q.pcrs]]), akRoots: roots, akIntermediates: intermediates };
     const nonceOpt = opts.nonce !== undefined ? { nonce: opts.nonce } : { skipNonceCheck: true };
     try {
       const v = verifyTpmQuote(q.attest, q.signature, { ...base, ...nonceOpt });
@@ -90,6 +99,8 @@ export function verifyGceAttestation(att: GceAttestation, opts: GceVerifyOptions
   } else {
     checks.push(notChecked('gcp.eventlog', 'the attestation carries no event log: the boot chain behind the PCRs is not explained'));
   }
-  const instance = certificate ? gceInstanceInfo(certificate) : undefined;
+  // Only now (the AK certificate chained to the caller's root with every quote, and holds the AK)
+  // is what it says about the instance believed.
+  const instance = quotes.every((q) => q.akChain !== undefined) ? gceInstanceInfo(certificate) : undefined;
   return { attestation: att, ak, quotes, eventLog, instance, checks };
 }

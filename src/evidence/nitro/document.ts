@@ -4,7 +4,7 @@ import { decodeCbor, parseCoseSign1, type CoseSign1 } from './cose.js';
 /**
  * The AWS Nitro attestation document (the COSE_Sign1 payload), as specified in AWS's "Nitro
  * Enclaves attestation process" document: a CBOR map with module_id, digest ("SHA384"),
- * timestamp (ms since the epoch), pcrs (index → 32/48/64-byte value), certificate (DER),
+ * timestamp (ms since the epoch), pcrs (index → 48-byte SHA-384 value), certificate (DER),
  * cabundle (DER, root first), and optional public_key, user_data and nonce. A NitroTPM
  * document carries `nitrotpm_pcrs` (the vTPM's SHA-384 bank) instead of `pcrs`.
  */
@@ -27,7 +27,7 @@ export interface NitroDocument {
 }
 
 const MAX_PCRS = 32;
-const PCR_SIZES = new Set([32, 48, 64]);
+const PCR_SIZE = 48;
 const KNOWN = new Set(['module_id', 'digest', 'timestamp', 'pcrs', 'nitrotpm_pcrs', 'certificate', 'cabundle', 'public_key', 'user_data', 'nonce']);
 
 function bad(why: string): never {
@@ -46,12 +46,10 @@ function pcrMap(v: unknown, key: string): Map<number, Buffer> {
   if (!(v instanceof Map)) bad(`${key} is not a map`);
   if (v.size === 0 || v.size > MAX_PCRS) bad(`${key} has ${v.size} entries (1-${MAX_PCRS})`);
   const out = new Map<number, Buffer>();
-  let size: number | undefined;
   for (const [k, val] of v) {
     if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k >= MAX_PCRS) bad(`${key} has an index that is not an integer 0-${MAX_PCRS - 1}`);
-    if (!(val instanceof Uint8Array) || !PCR_SIZES.has(val.length)) bad(`${key}[${k}] is not a 32, 48 or 64-byte value`);
-    if (size !== undefined && val.length !== size) bad(`${key} mixes values of ${size} and ${val.length} bytes`);
-    size = val.length;
+    // digest is "SHA384" (the only value defined), so every PCR is a SHA-384 value.
+    if (!(val instanceof Uint8Array) || val.length !== PCR_SIZE) bad(`${key}[${k}] is not a ${PCR_SIZE}-byte (SHA-384) value`);
     out.set(k, Buffer.from(val));
   }
   return out;

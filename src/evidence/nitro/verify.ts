@@ -12,10 +12,18 @@ export const NITRO_ROOT_ID = 'aws-nitro-root-g1';
 export interface NitroVerifyOptions {
   /**
    * The verification time. The certificate chain is checked at the document's own (signed)
-   * timestamp, since Nitro leaves live three hours; `at` only bounds that timestamp from above
-   * (a document from the future is refused). Freshness is the nonce's and the policy's job.
+   * timestamp, and by default the document's certificate must also still be valid at `at`: Nitro
+   * leaves live three hours, so an old document (replayed, or from an enclave long gone) fails
+   * with NITRO_DOCUMENT_EXPIRED. A document timestamped after `at` is refused.
    */
   at: Date;
+  /** Also refuse a document whose timestamp is more than this many milliseconds before `at`. */
+  maxAgeMs?: number;
+  /**
+   * Verify a historical document: its certificate need not be valid at `at`, only at its own
+   * timestamp (explicit opt-out; freshness is then unproven and reported NOT CHECKED).
+   */
+  historical?: boolean;
   /** Trust anchors; default the pinned AWS Nitro Enclaves Root-G1. Only tests pass others. */
   roots?: readonly TrustAnchor[];
   /** Allowed clock skew between the NSM and the verifier (default 5 minutes). */
@@ -95,6 +103,21 @@ export function verifyNitroDocument(doc: NitroDocument, opts: NitroVerifyOptions
     failWith(checks, 'nitro.cabundle', 'NITRO_BAD_CABUNDLE', `the cabundle's first certificate (${root.subjectCn}) is not the root the chain ends in (${chain.anchor.label})`);
   }
   checks.push(pass('nitro.cabundle', `cabundle (${bundle.length} certificates, root first) links the document's certificate to ${chain.anchor.label} at the document's timestamp`));
+
+  // Freshness: a signed document stays verifiable at its own timestamp for ever, so by default the
+  // leaf (three hours) must still be valid now, and optionally the document younger than maxAgeMs.
+  const age = opts.at.getTime() - ts.getTime();
+  if (opts.historical) {
+    checks.push(notChecked('nitro.freshness', `historical document allowed: its certificate (valid until ${leaf.notAfter.toISOString()}) was not required to be valid at ${opts.at.toISOString()}; the document is ${Math.round(age / 1000)} s old`));
+  } else {
+    if (opts.at.getTime() > leaf.notAfter.getTime()) {
+      failWith(checks, 'nitro.freshness', 'NITRO_DOCUMENT_EXPIRED', `the document's certificate expired at ${leaf.notAfter.toISOString()}, before the verification time ${opts.at.toISOString()}: the document (timestamped ${ts.toISOString()}) is stale; allow historical documents explicitly to verify it anyway`, { expected: `>= ${opts.at.toISOString()}`, found: leaf.notAfter.toISOString() });
+    }
+    if (opts.maxAgeMs !== undefined && age > opts.maxAgeMs) {
+      failWith(checks, 'nitro.freshness', 'NITRO_DOCUMENT_TOO_OLD', `the document is ${Math.round(age / 1000)} s old at ${opts.at.toISOString()}, more than the ${Math.round(opts.maxAgeMs / 1000)} s allowed`, { expected: `<= ${Math.round(opts.maxAgeMs / 1000)} s`, found: `${Math.round(age / 1000)} s` });
+    }
+    checks.push(pass('nitro.freshness', `the document's certificate is still valid at ${opts.at.toISOString()} (until ${leaf.notAfter.toISOString()})${opts.maxAgeMs !== undefined ? ` and the document is at most ${Math.round(opts.maxAgeMs / 1000)} s old` : ''}`, { found: `${Math.round(age / 1000)} s old` }));
+  }
   checks.push(notChecked('pki.revocation', 'AWS publishes no CRL for Nitro attestation certificates; a compromised enclave host key would not be noticed (leaves live three hours)'));
   return { document: doc, leaf, chain: chain.path, checks };
 }

@@ -8,7 +8,10 @@ import { mkdirSync, mkdtempSync, copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { parseCertificates } from '../../../src/pki/certificate.js';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { Certificate, parseCertificates } from '../../../src/pki/certificate.js';
+import { makeFakeAmd, buildReport, signReport, defaultChipId, defaultTcb, FAKE_AMD_AT } from '../../helpers/amd-ca.js';
+import { fakeRoots } from '../snp/real-vectors.js';
 import { loadCollateral } from '../../../src/evidence/dcap/index.js';
 import {
   HCL_RUNTIME_DATA_OFFSET,
@@ -229,5 +232,60 @@ describe('Azure TDX CVM', () => {
     const e = coffer(() => verifyAzureEvidence(noQuote, { at: AT }));
     assert.equal(e.code, 'AZURE_NO_TD_QUOTE');
     assert.equal(e.kind, 'input');
+  });
+});
+
+describe('security review: the SEV-SNP report must come from VMPL 0 (the HCL)', () => {
+  // The review's azure-vmpl script: a guest at VMPL 2 asks for a report whose REPORT_DATA is the
+  // hash of runtime data naming its own software "AK", then quotes PCRs of its choice with it.
+  function forged(vmpl: number) {
+    const milan = makeFakeAmd('Milan');
+    const vcekKey = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+    const vcek = milan.issueVcek({ chipId: defaultChipId('Milan'), tcb: defaultTcb('Milan'), key: vcekKey });
+    const ak = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = ak.publicKey.export({ format: 'jwk' }) as Record<string, string>;
+    const runtime = Buffer.from(JSON.stringify({ keys: [{ kid: 'HCLAkPub', key_ops: ['sign'], kty: 'RSA', e: jwk.e, n: jwk.n }], 'vm-configuration': { 'secure-boot': true }, 'user-data': '00'.repeat(64) }));
+    const rd = Buffer.concat([createHash('sha256').update(runtime).digest(), Buffer.alloc(32)]);
+    const report = signReport(buildReport({ vmpl, reportData: rd }), vcekKey);
+    const hdr = Buffer.alloc(32);
+    hdr.write('HCLA', 0, 'latin1');
+    hdr.writeUInt32LE(1, 4);
+    hdr.writeUInt32LE(0x4c0 + 20 + runtime.length, 8);
+    hdr.writeUInt32LE(2, 12);
+    const rh = Buffer.alloc(20);
+    rh.writeUInt32LE(runtime.length + 20, 0);
+    rh.writeUInt32LE(1, 4);
+    rh.writeUInt32LE(2, 8);
+    rh.writeUInt32LE(1, 12);
+    rh.writeUInt32LE(runtime.length, 16);
+    const hcl = Buffer.concat([hdr, report, rh, runtime]);
+    const pcrs = Array.from({ length: 24 }, (_, i) => Buffer.alloc(32, i === 7 ? 0x77 : 0));
+    const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+    const u32 = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n);
+      return b;
+    };
+    const attest = Buffer.concat([
+      u32(0xff544347), u16(0x8018), u16(34), u16(0x000b), Buffer.alloc(32, 1), u16(CHALLENGE.length), CHALLENGE,
+      Buffer.alloc(8), u32(1), u32(0), Buffer.from([1]), Buffer.alloc(8),
+      u32(1), u16(0x000b), Buffer.from([3, 0xff, 0xff, 0xff]), u16(32), createHash('sha256').update(Buffer.concat(pcrs)).digest(),
+    ]);
+    const tpmQuote = { signature: sign('sha256', attest, ak.privateKey), message: attest, pcrs };
+    const certificates = [vcek, milan.ask, milan.ark].map((c) => Certificate.fromDer(c.der));
+    return () => verifyAzureEvidence({ hclReport: hcl, certificates, tpmQuote }, { at: FAKE_AMD_AT, nonce: CHALLENGE, snpRoots: fakeRoots(milan) });
+  }
+
+  test('a report from VMPL 2 fails AZURE_BAD_VMPL before the runtime-data binding is believed', () => {
+    const e = coffer(forged(2));
+    assert.equal(e.code, 'AZURE_BAD_VMPL');
+    const checks = (e.details?.checks ?? []) as { name: string; ok: boolean }[];
+    assert.equal(checks.at(-1)?.name, 'azure.vmpl');
+    assert.ok(!checks.some((c) => c.name === 'azure.report-data' || c.name.startsWith('tpm.')));
+  });
+
+  test('the same construction at VMPL 0 passes the VMPL check (the SNP report is the HCL\'s)', () => {
+    const v = forged(0)();
+    assert.ok(v.checks.some((c) => c.name === 'azure.vmpl' && c.ok));
   });
 });

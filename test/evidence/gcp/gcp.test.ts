@@ -4,13 +4,14 @@
 // manifest names.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCertificates, type Certificate } from '../../../src/pki/certificate.js';
 import type { TrustAnchor } from '../../../src/pki/chain.js';
 import { gcePcrBanks, parseGceAttestation, verifyGceAttestation, verifyGceCertificate } from '../../../src/evidence/gcp/index.js';
 import { claimsFromTpm } from '../../../src/appraisal/from-tpm.js';
 import { coffer, expected, vec, VECTORS } from '../nitro/vectors.js';
+import { forgeGceAttestation, replaceAkCert } from './forge.js';
 
 const G = 'tpm-quote/gce-shielded-vm-cos85/';
 const cert = (p: string): Certificate => parseCertificates(vec(p))[0] as Certificate;
@@ -57,12 +58,10 @@ describe('GCE vTPM attestation protobufs', () => {
     });
   }
 
-  test('negatives: a wrong nonce, a missing root (AK certificate NOT CHECKED), a root that is not the issuer', () => {
+  test('negatives: a wrong nonce, a missing root (GCP_ROOT_REQUIRED), a root that is not the issuer', () => {
     const att = parseGceAttestation(vec(`${G}gce-cos-85-nonce9009.pb`));
     assert.equal(coffer(() => verifyGceAttestation(att, { at: AT, roots: ROOTS, intermediates: INTERMEDIATES, nonce: Buffer.from('9010', 'hex') })).code, 'TPM_NONCE_MISMATCH');
-    const noRoot = verifyGceAttestation(att, { at: AT, nonce: Buffer.from('9009', 'hex') });
-    assert.ok(noRoot.checks.find((c) => c.name === 'gcp.ak-certificate')?.notChecked);
-    assert.equal(noRoot.ak.certificate, undefined);
+    assert.equal(coffer(() => verifyGceAttestation(att, { at: AT, nonce: Buffer.from('9009', 'hex') })).code, 'GCP_ROOT_REQUIRED');
     assert.equal(coffer(() => verifyGceAttestation(att, { at: AT, roots: [anchor('gcp_ek_ak_ca_root.crt')], intermediates: INTERMEDIATES, nonce: Buffer.from('9009', 'hex') })).code, 'PKI_CHAIN_INCOMPLETE');
     // Another attestation's AK certificate onto this AK: TPM_AK_MISMATCH.
     const other = cert('gcp/gce-ek-ak-certs/uca_tpm_rsa_sign_cert.pem');
@@ -110,5 +109,36 @@ describe('GCE vTPM EK/AK certificates (gce-ek-ak-certs)', () => {
   test('no root is an input error (Coffer pins no Google root)', () => {
     const e = coffer(() => verifyGceCertificate(cert('gcp/gce-ek-ak-certs/pca_tpm_rsa_sign_cert.pem'), { at: AT, roots: [], intermediates: INTERMEDIATES }));
     assert.equal(e.code, 'GCP_ROOT_REQUIRED');
+  });
+});
+
+describe('security review: evidence that nothing vouches for', () => {
+  const NONCE = Buffer.from('9009', 'hex');
+  test('a GCE attestation forged in software (own RSA AK, no certificate) fails without a root (GCP_ROOT_REQUIRED) and with one (GCP_NO_AK_CERTIFICATE)', () => {
+    const att = parseGceAttestation(forgeGceAttestation(NONCE));
+    const e = coffer(() => verifyGceAttestation(att, { at: AT, nonce: NONCE }));
+    assert.equal(e.code, 'GCP_ROOT_REQUIRED');
+    assert.equal(e.kind, 'input');
+    const withRoot = coffer(() => verifyGceAttestation(att, { at: AT, roots: ROOTS, intermediates: INTERMEDIATES, nonce: NONCE }));
+    assert.equal(withRoot.code, 'GCP_NO_AK_CERTIFICATE');
+    assert.equal(withRoot.kind, 'verify');
+  });
+
+  test('the real attestation without a root is GCP_ROOT_REQUIRED, not a pass with the AK taken on trust', () => {
+    const att = parseGceAttestation(vec(`${G}gce-cos-85-nonce9009.pb`));
+    assert.equal(coffer(() => verifyGceAttestation(att, { at: AT, nonce: NONCE })).code, 'GCP_ROOT_REQUIRED');
+  });
+
+  test('a spoofed AK certificate (self-signed, instance-info naming a victim) never yields instance information', () => {
+    const spoof = readFileSync(new URL('./fixtures/not-google-instance-info.der', import.meta.url));
+    const pb = replaceAkCert(vec(`${G}gce-cos-85-nonce9009.pb`), spoof);
+    const att = parseGceAttestation(pb);
+    assert.ok(att.akCert?.equals(spoof));
+    assert.equal(coffer(() => verifyGceAttestation(att, { at: AT, nonce: NONCE })).code, 'GCP_ROOT_REQUIRED');
+    // With Google's roots it is refused (its key is not the AK; nor does it chain).
+    assert.match(coffer(() => verifyGceAttestation(att, { at: AT, roots: ROOTS, intermediates: INTERMEDIATES, nonce: NONCE })).code, /^(TPM_AK_MISMATCH|PKI_)/);
+    // A forged attestation carrying it, whose ak_pub is another key, is refused the same way.
+    const forged = parseGceAttestation(forgeGceAttestation(NONCE, spoof));
+    assert.match(coffer(() => verifyGceAttestation(forged, { at: AT, roots: ROOTS, intermediates: INTERMEDIATES, nonce: NONCE })).code, /^(TPM_AK_MISMATCH|PKI_)/);
   });
 });

@@ -15,6 +15,7 @@ import {
   verifyNitroTpm,
   nitroClaims,
   decodeNitroInput,
+  type NitroDocument,
 } from '../../../src/evidence/nitro/index.js';
 import { PINNED_ROOTS, loadPinnedRoot } from '../../../src/pki/roots.js';
 import { claimsFromNitro } from '../../../src/appraisal/from-nitro.js';
@@ -28,6 +29,8 @@ const BAD = `${N}veracruz/aws_nitro_document_bad_sig.cbor`;
 const TPM_DOC = `${N}nitrotpm-vaportpm/derived/nitrotpm_attestation_doc.cbor`;
 const TPM_FIXTURE = `${N}nitrotpm-vaportpm/test-nitro-fixture.json`;
 const NOW = new Date('2026-06-01T00:00:00Z');
+/** Verifies a document a minute after its own timestamp: inside its certificate's three hours. */
+const verifyFresh = (doc: NitroDocument) => verifyNitroDocument(doc, { at: new Date(doc.timestamp + 60_000) });
 
 describe('AWS Nitro Enclaves Root-G1 pin', () => {
   test('is pinned by the SHA-256 the manifest gives and is the vectors\' root', () => {
@@ -45,7 +48,7 @@ describe('Nitro Enclave documents', () => {
     const doc = parseNitroDocument(vec(VALID));
     assert.equal(doc.cose.tagged, false);
     assert.equal(doc.cose.alg, -35);
-    const v = verifyNitroDocument(doc, { at: NOW });
+    const v = verifyFresh(doc);
     assert.equal(v.chain.length, 5);
     assert.equal(v.chain[4]?.sha256, expected(`${N}root/aws_nitro_enclaves_root_g1.pem`).sha256_der);
     const c = nitroClaims(doc, v.leaf);
@@ -78,7 +81,7 @@ describe('Nitro Enclave documents', () => {
   test('the debug-mode document has a valid AWS signature and chain, and validation refuses it (NITRO_DEBUG_MODE)', () => {
     const e = expected(DEBUG);
     const doc = parseNitroDocument(vec(DEBUG));
-    verifyNitroDocument(doc, { at: NOW });
+    verifyFresh(doc);
     const c = nitroClaims(doc);
     assert.equal(c.moduleId, e.module_id);
     assert.equal(c.pcrs['3'], e.pcr3);
@@ -99,7 +102,7 @@ describe('Nitro Enclave documents', () => {
     const raw = decodeNitroInput(vec(B64));
     assert.equal(raw[0], 0x84);
     const doc = parseNitroDocument(vec(B64));
-    const v = verifyNitroDocument(doc, { at: NOW });
+    const v = verifyFresh(doc);
     const c = nitroClaims(doc, v.leaf);
     assert.equal(c.moduleId, e.module_id);
     assert.equal(c.timestampMs, Number(e.timestamp_ms));
@@ -110,7 +113,7 @@ describe('Nitro Enclave documents', () => {
 
   test('the deliberately bad veracruz document fails its COSE signature (NITRO_BAD_SIGNATURE); its chain alone is valid', () => {
     const doc = parseNitroDocument(vec(BAD));
-    const err = coffer(() => verifyNitroDocument(doc, { at: NOW }));
+    const err = coffer(() => verifyFresh(doc));
     assert.equal(err.code, 'NITRO_BAD_SIGNATURE');
     assert.equal(err.kind, 'verify');
   });
@@ -123,14 +126,14 @@ describe('Nitro Enclave documents', () => {
     for (let i = sigAt; i < raw.length; i += 7) {
       const b = Buffer.from(raw);
       b[i] = (b[i] as number) ^ 0x01;
-      assert.equal(coffer(() => verifyNitroDocument(parseNitroDocument(b), { at: NOW })).code, 'NITRO_BAD_SIGNATURE', `signature byte ${i}`);
+      assert.equal(coffer(() => verifyFresh(parseNitroDocument(b))).code, 'NITRO_BAD_SIGNATURE', `signature byte ${i}`);
     }
     const allowed = new Set(['NITRO_BAD_SIGNATURE', 'NITRO_BAD_DOCUMENT', 'COSE_BAD_STRUCTURE', 'NITRO_BAD_ALGORITHM', 'PKI_BAD_CERTIFICATE', 'PKI_BAD_SIGNATURE', 'PKI_CHAIN_INCOMPLETE', 'PKI_UNTRUSTED_ROOT', 'PKI_BAD_DER', 'PKI_BAD_ALGORITHM', 'NITRO_TIMESTAMP_IN_FUTURE']);
     const seen = new Set<string>();
     for (let i = 0; i < sigAt; i += 13) {
       const b = Buffer.from(raw);
       b[i] = (b[i] as number) ^ 0x01;
-      const e = coffer(() => verifyNitroDocument(parseNitroDocument(b), { at: NOW }));
+      const e = coffer(() => verifyFresh(parseNitroDocument(b)));
       assert.ok(allowed.has(e.code), `byte ${i}: ${e.code}`);
       seen.add(e.code);
     }
@@ -148,7 +151,7 @@ describe('Nitro Enclave documents', () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
     const sig = sign('sha384', sigStructure(arr[0], arr[2]), { key: privateKey, dsaEncoding: 'ieee-p1363' });
     const forged = Buffer.from(cborEncode([u8(arr[0]), new Map(), u8(arr[2]), u8(sig)]));
-    assert.equal(coffer(() => verifyNitroDocument(parseNitroDocument(forged), { at: NOW })).code, 'NITRO_BAD_SIGNATURE');
+    assert.equal(coffer(() => verifyFresh(parseNitroDocument(forged))).code, 'NITRO_BAD_SIGNATURE');
     assert.equal(createHash('sha256').update(raw).digest('hex').length, 64);
   });
 
@@ -156,13 +159,13 @@ describe('Nitro Enclave documents', () => {
     const raw = vec(VALID);
     const tagged = Buffer.concat([Buffer.from([0xd2]), raw]);
     assert.equal(parseNitroDocument(tagged).cose.tagged, true);
-    verifyNitroDocument(parseNitroDocument(tagged), { at: NOW });
+    verifyFresh(parseNitroDocument(tagged));
     assert.equal(coffer(() => parseCoseSign1(Buffer.concat([Buffer.from([0xd1]), raw]))).code, 'COSE_BAD_STRUCTURE');
     assert.equal(coffer(() => parseCoseSign1(Buffer.from(cborEncode([1, 2, 3])))).code, 'COSE_BAD_STRUCTURE');
     const arr = cborDecode(raw) as [Uint8Array, unknown, Uint8Array, Uint8Array];
     const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b);
     const es256 = Buffer.from(cborEncode([u8(Buffer.from('a10126', 'hex')), new Map(), u8(arr[2]), u8(arr[3])]));
-    assert.equal(coffer(() => verifyNitroDocument(parseNitroDocument(es256), { at: NOW })).code, 'NITRO_BAD_ALGORITHM');
+    assert.equal(coffer(() => verifyFresh(parseNitroDocument(es256))).code, 'NITRO_BAD_ALGORITHM');
     const payload = cborDecode(arr[2], { preferMap: true }) as Map<string, unknown>;
     payload.delete('cabundle');
     const noBundle = Buffer.from(cborEncode([u8(arr[0]), new Map(), cborEncode(payload), u8(arr[3])]));
@@ -207,5 +210,44 @@ describe('NitroTPM (lockboot/vaportpm fixture)', () => {
     assert.equal(doc.flavour, 'nitrotpm');
     verifyNitroDocument(doc, { at });
     assert.ok(validateNitroDocument(doc).every((c) => c.ok));
+  });
+});
+
+describe('security review: freshness and PCR sizes', () => {
+  test('a document of any age no longer verifies: at a later date it fails NITRO_DOCUMENT_EXPIRED (its leaf lives three hours)', () => {
+    const doc = parseNitroDocument(vec(VALID));
+    const e = coffer(() => verifyNitroDocument(doc, { at: NOW }));
+    assert.equal(e.code, 'NITRO_DOCUMENT_EXPIRED');
+    assert.equal(e.kind, 'verify');
+    assert.equal((e.details?.checks as { name: string }[]).at(-1)?.name, 'nitro.freshness');
+    // Three hours and a minute after its timestamp: expired; two hours after: fine.
+    assert.equal(coffer(() => verifyNitroDocument(doc, { at: new Date(doc.timestamp + 3 * 3600_000 + 60_000) })).code, 'NITRO_DOCUMENT_EXPIRED');
+    assert.ok(verifyNitroDocument(doc, { at: new Date(doc.timestamp + 2 * 3600_000) }).checks.some((c) => c.name === 'nitro.freshness' && c.ok && !c.notChecked));
+  });
+
+  test('a maximum age is enforced when given (NITRO_DOCUMENT_TOO_OLD)', () => {
+    const doc = parseNitroDocument(vec(VALID));
+    const at = new Date(doc.timestamp + 10 * 60_000);
+    assert.equal(coffer(() => verifyNitroDocument(doc, { at, maxAgeMs: 5 * 60_000 })).code, 'NITRO_DOCUMENT_TOO_OLD');
+    assert.ok(verifyNitroDocument(doc, { at, maxAgeMs: 15 * 60_000 }));
+  });
+
+  test('historical documents verify only when explicitly allowed, and freshness is then NOT CHECKED', () => {
+    const doc = parseNitroDocument(vec(VALID));
+    const v = verifyNitroDocument(doc, { at: NOW, historical: true });
+    assert.ok(v.checks.find((c) => c.name === 'nitro.freshness')?.notChecked);
+  });
+
+  test('PCR values must be 48 bytes (digest SHA384): a 32-byte PCR in the payload is refused', () => {
+    const arr = cborDecode(vec(VALID)) as Uint8Array[];
+    const payload = cborDecode(arr[2] as Uint8Array, { preferMap: true }) as Map<string, unknown>;
+    const pcrs = new Map(payload.get('pcrs') as Map<number, Uint8Array>);
+    pcrs.set(0, new Uint8Array(32));
+    payload.set('pcrs', pcrs);
+    const u8 = (b: Uint8Array | undefined): Uint8Array => new Uint8Array(b ?? []);
+    const doc = Buffer.from(cborEncode([u8(arr[0]), new Map(), cborEncode(payload), u8(arr[3])]));
+    const e = coffer(() => parseNitroDocument(doc));
+    assert.equal(e.code, 'NITRO_BAD_DOCUMENT');
+    assert.match(e.message, /pcrs\[0\] is not a 48-byte \(SHA-384\) value/);
   });
 });

@@ -69,8 +69,9 @@ describe('single-byte flips of tdx_quote_4.dat', () => {
     }
   });
 
-  test('a reserved byte of the QE report → refused by the parser (RESERVED_NOT_ZERO)', () => {
-    expectCoffer(() => verifyDcapQuote(flip(REAL, QE_REPORT + 100), { at: AT_2023 }), 'RESERVED_NOT_ZERO', 'input');
+  test('a reserved byte of the QE report → the QE report signature fails first (signature-first: parsing does not judge reserved fields)', () => {
+    expectCoffer(() => verifyDcapQuote(flip(REAL, QE_REPORT + 100), { at: AT_2023 }), 'DCAP_QE_REPORT_BAD_SIGNATURE', 'verify');
+    assert.deepEqual(parseDcapQuote(flip(REAL, QE_REPORT + 100)).signatureData.qeReport.reservedNonZero, ['RESERVED2']);
   });
 
   test('the PCK chain: leaf signature, intermediate signature → PKI_BAD_SIGNATURE; the quote\'s own copy of the root is never trusted', () => {

@@ -246,7 +246,12 @@ describe('the NON-production Intel sample', () => {
     const [root] = parseCertificates(vec('intel-dcap-sample-NONPROD/trustedRootCaCert.pem'));
     assert.ok(root);
     assert.match(root.sha256, /^56b1732d595908e5/);
-    const v = verifyDcapQuote(vec(Q.nonprod), { at: AT_2025, roots: [{ cert: root, label: 'Intel sample root (NON-production)' }] });
+    const roots = [{ cert: root, label: 'Intel sample root (NON-production)' }];
+    // Its QE is not Intel's production QE: the built-in minimum QE identity refuses it...
+    expectCoffer(() => verifyDcapQuote(vec(Q.nonprod), { at: AT_2025, roots }), 'DCAP_QE_IDENTITY_MISMATCH', 'verify');
+    // ...unless the caller names the sample's QE signer along with the sample's root.
+    const qeSigner = { mrSigner: Buffer.from('e4bd9fc2129835ba1dcca1939d57d08e88561b34740d59405972d4ba25a7e5f7', 'hex'), isvProdId: 1 };
+    const v = verifyDcapQuote(vec(Q.nonprod), { at: AT_2025, roots, qeSigner });
     assert.equal(hex(v.pck.fmspc), e.fmspc);
     assert.equal(v.pck.ca, 'processor');
     assert.equal(v.chain[2]?.sha256, root.sha256);

@@ -8,12 +8,12 @@ import { parseCertificates, type Certificate } from '../pki/certificate.js';
 import { parseCrl } from '../pki/crl.js';
 import type { TrustAnchor } from '../pki/chain.js';
 import { decodeSnpEvidence, verifySnpReport, type SnpProduct } from '../evidence/snp/index.js';
-import { HASH_NAMES, TPM_GENERATED_VALUE, loadAttestationKey, mergePcrBanks, parsePcrFile, verifyTpmQuote, type PcrBanks, type TpmHash } from '../evidence/tpm/index.js';
-import { parseEventLog, replayEventLog } from '../evidence/eventlog/index.js';
+import { TPM_GENERATED_VALUE, loadAttestationKey, mergePcrBanks, parsePcrFile, verifyTpmQuote, type PcrBanks } from '../evidence/tpm/index.js';
+import { parseEventLog } from '../evidence/eventlog/index.js';
 import type { Claims, TeeKind } from '../evidence/claims-model.js';
 import { emptyClaims, mergeClaims } from './claims.js';
 import { claimsFromSnp } from './from-snp.js';
-import { claimsFromTpm } from './from-tpm.js';
+import { claimsFromTpm, pcrsFromEventLog } from './from-tpm.js';
 
 /**
  * An evidence description: a small YAML or JSON file naming the evidence files of one machine and
@@ -161,14 +161,11 @@ function tpmClaimsOf(it: z.output<typeof tpmItem>, read: (p: string, what: strin
   const ak = loadAttestationKey(it.ak.map((p) => ({ data: read(p, 'AK file'), what: p })));
   const akRoots: TrustAnchor[] = (it.akRoot ?? []).flatMap((p) => parseCertificates(read(p, 'AK root'), p).map((cert) => ({ cert, label: `${cert.subjectCn || cert.subject || 'root'} (from ${p})` })));
   const akIntermediates = (it.akChain ?? []).flatMap((p) => parseCertificates(read(p, 'AK chain'), p));
-  const log = it.eventlog === undefined ? undefined : parseEventLog(read(it.eventlog, 'event log'));
+  const log = it.eventlog === undefined ? undefined : parseEventLog(read(it.eventlog, 'event log'), { kind: 'tpm' });
   let pcrs: PcrBanks | undefined = it.pcrs ? mergePcrBanks(it.pcrs.map((p) => parsePcrFile(read(p, 'PCR file'), p))) : undefined;
-  if (!pcrs && log) {
-    pcrs = new Map();
-    for (const [bank, regs] of Object.entries(replayEventLog(log).pcrs)) {
-      if ((HASH_NAMES as readonly string[]).includes(bank)) pcrs.set(bank as TpmHash, new Map(Object.entries(regs).map(([i, v]) => [Number(i), v])));
-    }
-  }
+  // Without a PCR file the values come from the log: then the quote must cover the log (claimsFromTpm checks it).
+  const pcrsFromLog = pcrs === undefined && log !== undefined;
+  if (pcrsFromLog) pcrs = pcrsFromEventLog(log);
   if (it.nonce === undefined && !it.skipNonceCheck) throw inputError('TPM_NONCE_REQUIRED', 'the TPM evidence names no nonce: give `nonce` (or `skipNonceCheck: true` for archived evidence)');
   try {
     const v = verifyTpmQuote(quote, signature, {
@@ -179,7 +176,7 @@ function tpmClaimsOf(it: z.output<typeof tpmItem>, read: (p: string, what: strin
       ...(akRoots.length > 0 ? { akRoots } : {}),
       akIntermediates,
     });
-    return claimsFromTpm(v, log);
+    return claimsFromTpm(v, log, { pcrsFromLog });
   } catch (e) {
     if (e instanceof CofferError && e.kind === 'verify') return failedClaims('tpm', 'TPM 2.0 quote', e);
     throw e;

@@ -2,6 +2,7 @@ import { inputError } from '../errors.js';
 import type { Claims, EvidenceVerification, TeeKind } from '../evidence/claims-model.js';
 import { AR4SI, AR4SI_CATEGORIES, statusOf, tierOf, worseTier, type Ar4siCategory, type EarStatus, type TrustVector } from './ar4si.js';
 import { maxAgeSeconds, type Policy } from './policy.js';
+import { celClaims, compileExpression, runExpression, showValue, valueAt, ExpressionError, type CelValue } from './expressions.js';
 import type { ReferenceDocument, ReferenceStore } from './reference.js';
 
 /**
@@ -349,6 +350,33 @@ export function evaluate(claims: Claims, policy: Policy, references: ReferenceSt
       if (age < -60) r.fail('freshness.max-age', `the evidence claims to be collected ${-age}s in the future`, { 'instance-identity': AR4SI.UNTRUSTWORTHY_INSTANCE }, { expected, found: collected });
       else if (age > maxAge) r.fail('freshness.max-age', `the evidence is ${age}s old, more than ${maxAge}s`, { 'instance-identity': AR4SI.UNTRUSTWORTHY_INSTANCE }, { expected, found: `${collected} (${age}s old)` });
       else r.pass('freshness.max-age', `the evidence is ${Math.max(age, 0)}s old`, {}, { expected, found: collected });
+    }
+  }
+
+  // 10. CEL expressions over the documented claims object.
+  if (policy.expressions) {
+    let obj: { [key: string]: CelValue } | undefined;
+    for (const x of policy.expressions) {
+      const id = `expression.${x.id}`;
+      const description = x.description ?? x.expr;
+      let compiled;
+      try {
+        compiled = compileExpression(x.expr);
+      } catch (e) {
+        // parsePolicy compiled it already; a Policy built by hand may not have been.
+        if (e instanceof ExpressionError) throw inputError('POLICY_INVALID', `expressions: ${x.id}: ${e.message} (at character ${e.offset})`);
+        throw e;
+      }
+      obj ??= celClaims(claims);
+      const claimsObj = obj;
+      const out = runExpression(compiled, claimsObj);
+      const values = compiled.paths.map((p) => `claims.${p.join('.')} = ${showValue(valueAt(claimsObj, p))}`).join('; ');
+      const found = (what: string) => (values ? `${what} (${values})` : what);
+      const category = x.category as Ar4siCategory;
+      if (out.status === 'true') r.pass(id, description, { [category]: 2 }, { expected: x.expr, found: found('true') });
+      else if (out.status === 'false') r.fail(id, `${description}: the expression is false`, { [category]: 96 }, { expected: x.expr, found: found('false') });
+      else if (out.status === 'absent' && x.absent === 'not-applicable') r.na(id, `${description}: ${out.message}, so the expression does not apply`, { expected: x.expr, found: found('absent') });
+      else if (out.status === 'absent' || out.status === 'error') r.fail(id, `${description}: ${out.message}${out.status === 'absent' ? ' (absent claims fail unless the expression says absent: not-applicable)' : ''}`, { [category]: 96 }, { expected: x.expr, found: found(out.status === 'absent' ? 'absent' : 'error') });
     }
   }
 

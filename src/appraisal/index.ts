@@ -2,6 +2,7 @@ export * from './claims.js';
 export * from './from-snp.js';
 export * from './from-tpm.js';
 export * from './policy.js';
+export * from './expressions.js';
 export * from './reference.js';
 export * from './ar4si.js';
 export * from './evaluate.js';

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node as YamlNode } from 'yaml';
 import { inputError } from '../errors.js';
 import { TEE_KINDS } from '../evidence/claims-model.js';
+import { AR4SI_CATEGORIES } from './ar4si.js';
+import { ExpressionError, MAX_EXPRESSIONS, MAX_EXPRESSION_LENGTH, compileExpression } from './expressions.js';
 
 /**
  * An appraisal policy: expectations over the common claims model, written once for every kind of
@@ -95,6 +97,22 @@ export const policySchema = z.strictObject({
       maxAge: duration.optional(),
     })
     .optional(),
+  /** CEL expressions over `claims` (docs/policy.md): each is the rule `expression.<id>`. */
+  expressions: z
+    .array(
+      z.strictObject({
+        id: z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/, 'must be letters, digits and . _ -').max(64),
+        expr: z.string().min(1).max(MAX_EXPRESSION_LENGTH, `must be at most ${MAX_EXPRESSION_LENGTH} characters`),
+        description: z.string().optional(),
+        /** What an expression that reaches an absent claim yields: fail (default) or not-applicable. */
+        absent: z.enum(['fail', 'not-applicable']).default('fail'),
+        /** The AR4SI category a pass (2) or a fail (96) speaks to. */
+        category: z.enum(AR4SI_CATEGORIES as [string, ...string[]]).default('configuration'),
+      }),
+    )
+    .min(1)
+    .max(MAX_EXPRESSIONS, `at most ${MAX_EXPRESSIONS} expressions`)
+    .optional(),
   debug: z.enum(['forbidden', 'allowed']).default('forbidden'),
   migration: z.enum(['forbidden', 'allowed']).default('forbidden'),
 });
@@ -157,7 +175,10 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   const value: unknown = doc.toJS({ maxAliasCount: 100 });
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw inputError('POLICY_INVALID', `${source}:1:1: a policy is a mapping with at least id and version`);
   const r = policySchema.safeParse(value);
-  if (r.success) return r.data;
+  if (r.success) {
+    checkExpressions(r.data, doc, lc, text, source);
+    return r.data;
+  }
   const errors = r.error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((k) => ({ ...positionOf(doc, lc, issue.path, k), field: dotted([...issue.path, k]), message: 'unknown field' }));
@@ -169,6 +190,37 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   const first = errors[0] as (typeof errors)[number];
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? 's' : ''})` : '';
   throw inputError('POLICY_INVALID', `${source}:${first.line}:${first.column}: ${first.field}: ${first.message}${more}`, { errors });
+}
+
+/**
+ * Compiles every CEL expression of a parsed policy. A duplicate id or an expression that does not
+ * compile is POLICY_INVALID at its line and column (the exact character, where the YAML scalar
+ * holds the expression verbatim on one line).
+ */
+function checkExpressions(p: Policy, doc: Document, lc: LineCounter, text: string, source: string): void {
+  const ids = new Set<string>();
+  (p.expressions ?? []).forEach((x, i) => {
+    const path = ['expressions', i];
+    if (ids.has(x.id)) {
+      const pos = positionOf(doc, lc, [...path, 'id']);
+      throw inputError('POLICY_INVALID', `${source}:${pos.line}:${pos.column}: expressions.${i}.id: "${x.id}" is used twice`, { errors: [{ ...pos, field: `expressions.${i}.id`, message: 'duplicate id' }] });
+    }
+    ids.add(x.id);
+    try {
+      compileExpression(x.expr);
+    } catch (e) {
+      if (!(e instanceof ExpressionError)) throw e;
+      const node = nodeAt(doc, [...path, 'expr']);
+      const start = node?.range?.[0] ?? 0;
+      const end = node?.range?.[1] ?? start;
+      const raw = text.slice(start, end);
+      // Plain, or quoted without escapes, on one line: the source holds the expression verbatim.
+      const lead = raw === x.expr ? 0 : raw === `"${x.expr}"` || raw === `'${x.expr}'` ? 1 : -1;
+      const at = lc.linePos(lead >= 0 && !x.expr.includes('\n') ? start + lead + Math.min(e.offset, x.expr.length) : start);
+      const field = `expressions.${i}.expr`;
+      throw inputError('POLICY_INVALID', `${source}:${at.line}:${at.col}: ${field} (${x.id}): ${e.message}`, { errors: [{ line: at.line, column: at.col, field, message: e.message }], offset: e.offset });
+    }
+  });
 }
 
 /** Maximum evidence age in seconds. */

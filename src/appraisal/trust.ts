@@ -378,6 +378,13 @@ function claimsSummary(c: Claims): { name: string; value: string }[] {
     add('Secure Boot', b.secureBoot === undefined ? 'unknown (no checked SecureBoot event)' : b.secureBoot ? 'on' : 'off');
     add('db certificates', b.db?.certificates.map((x) => `"${x.subject}" (sha256 ${short(x.sha256)})`).join('; '));
     add('boot applications', b.bootApplications.map((a) => `${a.path}${a.authenticode.sha256 ? ` (${short(a.authenticode.sha256)})` : ''}`).join('; '));
+    // Listed for the boot, not per application: the log's interleaving of PCR 7 and PCR 4 events is not authenticated.
+    const used = new Map<string, number>();
+    for (const a of b.authorities ?? []) {
+      const k = `${a.variable}: ${a.subject !== undefined ? `"${a.subject}"` : `SHA-256 ${short(a.sha256 ?? '?')}`}`;
+      used.set(k, (used.get(k) ?? 0) + 1);
+    }
+    add('authorities used (order not authenticated)', [...used].map(([k, n]) => (n > 1 ? `${k} (×${n})` : k)).join('; '));
     add('kernel command line', b.kernelCommandLine);
     add('dm-verity root hash', b.verity?.rootHash === undefined ? undefined : `${b.verity.rootHash} (from ${b.verity.source})`);
     add('event-log defects', b.flags.join(', '));

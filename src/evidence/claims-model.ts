@@ -76,7 +76,10 @@ export interface BootApplicationClaim {
   path: string;
   /** bank → Authenticode digest as the firmware measured it. */
   authenticode: Record<string, string>;
-  /** Subjects of the certificates that authorised it (from EV_EFI_VARIABLE_AUTHORITY). */
+  /**
+   * Always empty: which authority verified which application is not authenticated by the log
+   * (see BootStateClaims.authorities). Kept so that existing consumers keep their shape.
+   */
   authorities: string[];
 }
 
@@ -100,6 +103,12 @@ export interface BootStateClaims {
   db?: SignatureDatabaseSummary;
   dbx?: SignatureDatabaseSummary;
   bootApplications: BootApplicationClaim[];
+  /**
+   * Authorities used during boot (order not authenticated): checked EV_EFI_VARIABLE_AUTHORITY
+   * events after the Secure Boot separator and before ExitBootServices naming a certificate
+   * (subject, SHA-256 of its DER) or a hash. Which one verified which application is unknown.
+   */
+  authorities?: { variable: string; subject?: string; sha256?: string }[];
   kernelCommandLine?: string;
   verity?: VerityClaim;
   /** Defects the log shows (stable codes, e.g. EVENTLOG_UEFI_DEBUGGER). */

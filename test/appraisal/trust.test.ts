@@ -264,3 +264,17 @@ test('docs/threat-model.md lists every threat with the weights the code uses', (
     for (const l of t.mitigatedBy) assert.ok(row[1]?.includes(`\`${l}\``), `${t.id}: ${l} is named in the table`);
   }
 });
+
+test('review hole B: authorities are claimed for the boot as used, in no authenticated order, never per boot application', () => {
+  const g = caseClaims('tpm-gce-cos85');
+  const boot = g.claims.boot;
+  assert.ok(boot);
+  // Log order does not say which key verified which application (PCR 7 and PCR 4 are extended independently).
+  for (const a of boot.bootApplications) assert.deepEqual(a.authorities, []);
+  assert.deepEqual(boot.authorities?.map((a) => [a.variable, a.subject, a.sha256]), Array(3).fill(['db', 'UEFI DB Key v10', 'a7b8c851deb2acba7c7d0e6ec091c93440f942c65d776fdcb58016f8fd1674b0']));
+  const r = appraise(g);
+  const claims = Object.fromEntries(r.claims.map((c) => [c.name, c.value]));
+  assert.equal(claims['authorities used (order not authenticated)'], 'db: "UEFI DB Key v10" (×3)');
+  assert.doesNotMatch(claims['boot applications'] ?? '', /UEFI DB Key/);
+  assert.match(formatTrustReport(r), /^ {2}authorities used \(order not authenticated\) +db: "UEFI DB Key v10" \(×3\)$/m);
+});

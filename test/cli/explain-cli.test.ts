@@ -1,7 +1,7 @@
 // `coffer explain`, run in-process through a commander program that registers the command the way
 // src/cli/main.ts does: text, JSON and HTML over the real vectors, with and without a policy, exit
 // statuses and one-line errors.
-import { test, after } from 'node:test';
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { registerExplain } from '../../src/cli/explain.js';
 import { reportError, type Io } from '../../src/cli/output.js';
 import type { TrustReport } from '../../src/appraisal/index.js';
 import { POLICY_FILE, VECTORS, caseFile } from '../appraisal/helpers.js';
+import { bin, ensureBuilt } from '../appraisal/bin.js';
 
 const work = mkdtempSync(join(tmpdir(), 'coffer-explaincli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -110,4 +111,16 @@ test('explain: bad input is one line and exit 2', async () => {
   const noEvidence = await cli(['explain']);
   assert.equal(noEvidence.code, 2);
   assert.ok(VECTORS);
+});
+
+before(ensureBuilt);
+
+test('bin/coffer explain --policy: exit 0, the links and the boot-level authorities (order not authenticated)', async () => {
+  const r = await bin(['explain', '--evidence', GCE, '--policy', POLICY_FILE], work);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^Policy coffer-example-cvm@1: PASS \(EAR status affirming\)$/m);
+  assert.match(r.stdout, /^ {2}VERIFIED +Event log replay +by eventlog\.replay/m);
+  assert.match(r.stdout, /^ {2}ASSUMED +vTPM operated by Google /m);
+  assert.match(r.stdout, /^ {2}authorities used \(order not authenticated\) +db: "UEFI DB Key v10" \(×3\)$/m);
+  assert.equal(r.stderr, '');
 });

@@ -1,7 +1,7 @@
 // `coffer policy check|test` and `coffer result verify|jwks|keygen`, run in-process through a
 // commander program that registers the two command groups the way src/cli/main.ts does: real
 // vectors, the case folder test/appraisal/cases, exit statuses, one-line errors, --json.
-import { test, after } from 'node:test';
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { registerPolicy } from '../../src/cli/policy.js';
 import { registerResult } from '../../src/cli/result.js';
 import { reportError, type Io } from '../../src/cli/output.js';
 import { CASES, POLICY_FILE, VECTORS, caseFile } from '../appraisal/helpers.js';
+import { bin, ensureBuilt } from '../appraisal/bin.js';
 
 const work = mkdtempSync(join(tmpdir(), 'coffer-policycli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -160,4 +161,35 @@ test('policy check --sign-key --new-key --out, result jwks, result verify; a tam
   const dv = await cli(['result', 'verify', denied, '--jwks', jwksFile]);
   assert.equal(dv.code, 0);
   assert.match(dv.stdout, /cvm: contraindicated, policy coffer-example-cvm@1, verdict fail\n.*\n {4}denied by rule debug/);
+});
+
+before(ensureBuilt);
+
+test('bin/coffer policy check: CEL expressions pass and deny with the rule and value (exit 0 / 1), a bad one is file:line:col (exit 2)', async () => {
+  const base = readFileSync(POLICY_FILE, 'utf8');
+  const good = join(work, 'cel-good.yaml');
+  writeFileSync(good, `${base}expressions:\n  - id: secure-boot-on\n    expr: "claims.boot.secureBoot && claims.evidence.all(e, e.verified)"\n    absent: not-applicable\n`);
+  // In-process for the pass (bin/coffer starts slowly); the denial and the bad policy through bin/coffer.
+  const ok = await cli(['policy', 'check', '--policy', good, '--evidence', caseFile('tpm-gce-cos85')]);
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /^PASS {2}policy coffer-example-cvm@1: EAR status affirming$/m);
+  assert.match(ok.stdout, /^ {2}pass expression\.secure-boot-on +claims\.boot\.secureBoot && /m);
+
+  const deny = join(work, 'cel-deny.yaml');
+  writeFileSync(deny, `${base}expressions:\n  - id: lockdown\n    expr: "claims.boot.kernelCommandLine.contains('lockdown=')"\n    description: the kernel is locked down\n`);
+  const no = await bin(['policy', 'check', '--policy', deny, '--evidence', caseFile('tpm-gce-cos85'), '--json'], work);
+  assert.equal(no.code, 1, no.stderr);
+  const j = JSON.parse(no.stdout) as { ok: boolean; verdict: string; error: { code: string; message: string } };
+  assert.deepEqual([j.ok, j.verdict, j.error.code], [false, 'fail', 'POLICY_DENIED']);
+  assert.match(j.error.message, /^denied by rule expression\.lockdown: the kernel is locked down: the expression is false \(found false \(claims\.boot\.kernelCommandLine = "\/syslinux\/vmlinuz\.A /);
+
+  const bad = join(work, 'cel-bad.yaml');
+  writeFileSync(bad, `${base}expressions:\n  - id: typo\n    expr: "claims.boot.secureBot"\n`);
+  const e = await bin(['policy', 'check', '--policy', bad, '--evidence', caseFile('tpm-gce-cos85')], work);
+  assert.equal(e.code, 2);
+  const lines = e.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, e.stderr);
+  const line = base.split('\n').length + 2;
+  assert.match(lines[0] ?? '', new RegExp(`^coffer: .*cel-bad\\.yaml:${line}:24: expressions\\.0\\.expr \\(typo\\): claims\\.boot has no field "secureBot"`));
+  assert.doesNotMatch(e.stderr, /\bat .*\.js:\d+/);
 });

@@ -192,7 +192,15 @@ export function verifyTpmQuote(attest: Uint8Array, signature: Uint8Array, opts: 
       const missing = [!a.restricted && 'restricted', !a.sign && 'sign', !a.fixedTPM && 'fixedTPM'].filter(Boolean).join(', ');
       failWith(checks, 'tpm.ak.attributes', 'TPM_AK_NOT_RESTRICTED', `the AK is not a restricted signing key bound to its TPM (missing ${missing}): it could sign forged TPMS_ATTEST bytes`, { expected: 'restricted|sign|fixedTPM', found });
     }
-    checks.push(pass('tpm.ak.attributes', 'the AK is a restricted signing key bound to its TPM (restricted, sign, fixedTPM)', { found, expected: 'restricted|sign|fixedTPM' }));
+    checks.push(
+      pass(
+        'tpm.ak.attributes',
+        opts.ak.certificate
+          ? 'the AK is a restricted signing key bound to its TPM (restricted, sign, fixedTPM), as its certificate vouches'
+          : 'the AK public area declares a restricted signing key (restricted, sign, fixedTPM); only an AK certificate chained to a trusted root shows it lives in a TPM',
+        { found, expected: 'restricted|sign|fixedTPM' },
+      ),
+    );
   } else {
     checks.push(
       notChecked('tpm.ak.attributes', `the AK was given as ${ak.forms.join(' + ')}, without its TPM public area; that it is a restricted, TPM-bound key is ${ak.certificate ? 'vouched for only by its certificate issuer' : 'taken on trust'}`),

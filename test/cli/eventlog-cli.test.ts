@@ -3,15 +3,14 @@
 // one spawn of the real bin/coffer checks the built CLI end to end.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run } from '../../src/cli/main.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { runBin, runCli, type Run } from '../helpers/cli.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(REPO, 'bin/coffer');
 const EL = join(REPO, '../shared/vectors/tpm-eventlog');
 const RHEL = join(EL, 'go-eventlog/rhel8-uefi.bin');
 const COS113 = join(EL, 'ccel/go-eventlog/cos-113-intel-tdx.bin');
@@ -21,49 +20,10 @@ const expectedRtmrs = JSON.parse(readFileSync(join(EL, 'ccel/expected-rtmrs.json
 const work = mkdtempSync(join(tmpdir(), 'coffer-eventlog-cli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
-}
+before(ensureBuilt);
 
-before(() => {
-  const main = join(REPO, 'dist/cli/main.js');
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(join(REPO, 'src'))) return;
-  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8' });
-  assert.equal(r.status, 0, `npm run build failed:\n${r.stdout}\n${r.stderr}`);
-});
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const nl = (t: string): string => (t.endsWith('\n') ? t : `${t}\n`);
-  const code = await run(args, { out: (t) => void (stdout += nl(t)), err: (t) => void (stderr += nl(t)) });
-  return { code, stdout, stderr };
-}
-
-function bin(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
+const bin = (args: string[]): Promise<Run> => runBin(args, { cwd: work });
+const cli = runCli;
 
 const STACK = /^\s+at .+[:(]/m;
 function failsWithOneLine(r: Run, exit: number, code: string): void {

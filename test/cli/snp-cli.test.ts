@@ -8,8 +8,7 @@
 // with its output captured.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,10 +16,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode as cborDecode, encode as cborEncode } from 'cbor2';
 import { makeFakeAmd } from '../helpers/amd-ca.js';
-import { run } from '../../src/cli/main.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { runBin, runCli, type Run } from '../helpers/cli.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(REPO, 'bin/coffer');
 const VECTORS = join(REPO, '../shared/vectors');
 const SNP = join(VECTORS, 'amd-snp');
 const CERTS = join(SNP, 'amd-certs');
@@ -43,60 +42,14 @@ const TSM_CBOR = join(SNP, 'veraison/sevsnp-tsm-report.cbor');
 const work = mkdtempSync(join(tmpdir(), 'coffer-clitest-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-// ---------------------------------------------------------------------------------------
-// Build once if dist/ is missing or older than src/ (CI's `npm ci` builds it through prepare).
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
-}
-
-before(() => {
-  const main = join(REPO, 'dist/cli/main.js');
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(join(REPO, 'src'))) return;
-  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8' });
-  assert.equal(r.status, 0, `npm run build failed:\n${r.stdout}\n${r.stderr}`);
-});
+before(ensureBuilt);
 
 // ---------------------------------------------------------------------------------------
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Spawns the real bin/coffer. */
-function bin(args: string[], opts: { stdin?: Buffer } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: work,
-      // No test may write to the user's cache or reach AMD: an empty cache dir, and --fetch only with --kds-url.
-      env: { ...process.env, COFFER_CACHE_DIR: join(work, 'default-cache'), NO_COLOR: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? Buffer.alloc(0));
-  });
-}
-
+/** Spawns the real bin/coffer; no test may write to the user's cache or reach AMD: an empty cache dir, and --fetch only with --kds-url. */
+const bin = (args: string[], opts: { stdin?: Buffer } = {}): Promise<Run> => runBin(args, { cwd: work, env: { COFFER_CACHE_DIR: join(work, 'default-cache') }, ...opts });
 /** The same CLI in-process: run() with stdout and stderr captured as processIo would write them. */
-async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const nl = (t: string): string => (t.endsWith('\n') ? t : `${t}\n`);
-  const code = await run(args, { out: (t) => void (stdout += nl(t)), err: (t) => void (stderr += nl(t)) });
-  return { code, stdout, stderr };
-}
+const cli = runCli;
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
 const STACK = /^\s+at .+[:(]/m;

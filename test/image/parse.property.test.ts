@@ -2,12 +2,10 @@
 // (an efitools .auth, an sbsign-style signed PE, a veritysetup superblock): a value or a
 // CofferError, never another exception, never a hang.
 import { describe, test, before } from 'node:test';
-import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
-import { CofferError } from '../../src/errors.js';
+import { valueOrCoffer } from '../helpers/property.js';
 import {
   buildAuthVariable,
   checkSignatures,
@@ -26,23 +24,6 @@ import {
   type Signer,
 } from '../../src/image/index.js';
 import { SYSTEMD_BOOT, packagedFile } from './tools.js';
-
-const HANG_MS = 2000;
-
-function valueOrCoffer(what: string, fn: () => unknown): void {
-  const t0 = performance.now();
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  const ms = performance.now() - t0;
-  if (ms > HANG_MS) throw new Error(`${what} took ${ms.toFixed(0)} ms`);
-  if (thrown === undefined) return;
-  if (!(thrown instanceof CofferError)) throw new Error(`${what} threw ${thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)} instead of a CofferError`);
-  assert.match(thrown.code, /^[A-Z0-9_]+$/);
-}
 
 const OWNER = '26dc4851-195f-4ae1-9a19-fbf883bbb35e';
 let signer: Signer;

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
-import { CofferError } from '../../../src/errors.js';
+import { HANG_MS, valueOrCoffer } from '../../helpers/property.js';
 import {
   bootState,
   checkDigests,
@@ -22,23 +22,6 @@ import {
   replayEventLog,
 } from '../../../src/evidence/eventlog/index.js';
 import { eventlog, specIdEvent } from './build.js';
-
-const HANG_MS = 2000;
-
-function valueOrCoffer(what: string, fn: () => unknown): void {
-  const t0 = performance.now();
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  const ms = performance.now() - t0;
-  if (ms > HANG_MS) throw new Error(`${what} took ${ms.toFixed(0)} ms`);
-  if (thrown === undefined) return;
-  if (!(thrown instanceof CofferError)) throw new Error(`${what} threw ${thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)} instead of a CofferError`);
-  assert.match(thrown.code, /^[A-Z0-9_]+$/);
-}
 
 /** The whole pipeline a CLI user triggers: parse, replay, decode every event, digests, boot state. */
 function pipeline(bytes: Uint8Array): void {

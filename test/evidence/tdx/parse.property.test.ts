@@ -3,29 +3,12 @@
 // the full verifier on mutated real quotes (which also drives the PCK extension reader).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
+import { valueOrCoffer } from '../../helpers/property.js';
 import { CofferError } from '../../../src/errors.js';
 import { parseDcapQuote, parseEnclaveReport, parseQeIdentity, parseTcbInfo, qeIdentityFromParts, readPckExtensions, tcbInfoFromParts, verifyDcapQuote } from '../../../src/evidence/dcap/index.js';
 import { parseCertificates } from '../../../src/pki/certificate.js';
 import { AT_2025, Q, vec } from './dcap-vectors.js';
-
-const HANG_MS = 2000;
-
-function valueOrCoffer(what: string, fn: () => unknown): void {
-  const t0 = performance.now();
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  const ms = performance.now() - t0;
-  if (ms > HANG_MS) throw new Error(`${what} took ${ms.toFixed(0)} ms`);
-  if (thrown === undefined) return;
-  if (!(thrown instanceof CofferError)) throw new Error(`${what} threw ${thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)} instead of a CofferError`);
-  assert.match(thrown.code, /^[A-Z0-9_]+$/);
-}
 
 const QUOTES = [Q.spr, Q.v5, Q.cos, Q.trustee, Q.sgx, Q.nonprod].map((q) => vec(q));
 const JSONS = ['teekit/tcbInfo-tdx-00806f050000.json', 'go-tdx-guest/collateral/tcbInfo_fmspc50806f000000_2023-06-18.json', 'trustee/qeIdentity_TD_QE_2025-10-28.json'].map((p) => vec(p));

@@ -2,9 +2,9 @@
 // never a hang), then each deterministic refusal with its code.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { valueOrCoffer } from '../../helpers/property.js';
 import { CofferError } from '../../../src/errors.js';
 import {
   encodePcrSelection,
@@ -21,23 +21,6 @@ import {
   loadAttestationKey,
 } from '../../../src/evidence/tpm/index.js';
 import { GCE, GCE_AT, GCE_DIRS, KINVOLK, expectCoffer, gceQuote, vector } from './vectors.js';
-
-const HANG_MS = 2000;
-
-function valueOrCoffer(what: string, fn: () => unknown): void {
-  const t0 = performance.now();
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  const ms = performance.now() - t0;
-  if (ms > HANG_MS) throw new Error(`${what} took ${ms.toFixed(0)} ms`);
-  if (thrown === undefined) return;
-  if (!(thrown instanceof CofferError)) throw new Error(`${what} threw ${thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown)} instead of a CofferError`);
-  assert.match(thrown.code, /^[A-Z0-9_]+$/);
-}
 
 function allParsers(b: Uint8Array): void {
   valueOrCoffer('parseTpmQuote', () => parseTpmQuote(b));

@@ -37,7 +37,8 @@ import { action, common, type CliContext } from './main.js';
 import { toJson, EXIT_OK, EXIT_FAILED } from './output.js';
 import { readInput, parseTime, collect } from './files.js';
 
-function loadSigner(keyPath: string, certPath: string): Signer {
+/** Loads a signing key and its certificate, checking that they belong together. */
+export function loadSigner(keyPath: string, certPath: string): Signer {
   const certificate = parseCertificates(readInput(certPath, 'certificate'), certPath)[0] as Certificate;
   let privateKey: KeyObject;
   try {

@@ -1,28 +1,11 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { CofferError, inputError } from '../errors.js';
-import { parseCertificates, type Certificate } from '../pki/certificate.js';
-import { authenticodeHash, buildUki, checkBank, parsePhase, pcr11Phases, predictPcr11, ukiSections, type Signer } from '../image/index.js';
+import { inputError } from '../errors.js';
+import { authenticodeHash, buildUki, checkBank, parsePhase, pcr11Phases, predictPcr11, ukiSections } from '../image/index.js';
 import { action, common, type CliContext } from './main.js';
 import { toJson, EXIT_OK } from './output.js';
 import { readInput } from './files.js';
-
-/** Loads a db signing key and its certificate, checking that they belong together. */
-export function loadPeSigner(keyPath: string, certPath: string): Signer {
-  const certificate = parseCertificates(readInput(certPath, 'certificate'), certPath)[0] as Certificate;
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey(readInput(keyPath, 'private key'));
-  } catch (e) {
-    if (e instanceof CofferError) throw e;
-    throw inputError('SIGNING_KEY_UNREADABLE', `${keyPath} is not an unencrypted PEM or DER private key`);
-  }
-  if (!certificate.publicKey.export({ type: 'spki', format: 'der' }).equals(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }))) {
-    throw inputError('SIGNING_KEY_MISMATCH', `${keyPath} is not the private key of ${certPath} (${certificate.subjectCn || certificate.subject})`);
-  }
-  return { certificate, privateKey };
-}
+import { loadSigner } from './secureboot.js';
 
 export function writeOutput(path: string, data: Uint8Array | string, mode?: number): void {
   try {
@@ -77,7 +60,7 @@ export function registerUki(program: Command, ctx: CliContext): void {
       if ((f.signKey === undefined) !== (f.signCert === undefined)) throw inputError('USAGE', '--sign-key and --sign-cert go together');
       if (f.osrel !== undefined && f.osRelease !== undefined) throw inputError('USAGE', 'give --osrel or --os-release, not both');
       const osrelPath = f.osrel ?? f.osRelease;
-      const signer = f.signKey !== undefined && f.signCert !== undefined ? loadPeSigner(f.signKey, f.signCert) : undefined;
+      const signer = f.signKey !== undefined && f.signCert !== undefined ? loadSigner(f.signKey, f.signCert) : undefined;
       const r = buildUki(
         readInput(f.stub, 'stub'),
         {

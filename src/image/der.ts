@@ -1,5 +1,6 @@
 import { ByteWriter } from '../bytes/writer.js';
 import * as asn1js from 'asn1js';
+import { fromBerSafe } from '../pki/ber.js';
 import { inputError } from '../errors.js';
 
 /**
@@ -101,7 +102,7 @@ export const algId = (dotted: string): Der => seq(oid(dotted), nullDer());
 
 /** Parses exactly one DER element (no trailing bytes) with asn1js. */
 export function parseDer(der: Uint8Array, what: string, code: string): asn1js.AsnType {
-  const parsed = asn1js.fromBER(der);
+  const parsed = fromBerSafe(der);
   if (parsed.offset === -1) throw inputError(code, `${what} is not valid DER (${parsed.result.error || 'parse error'})`);
   if (parsed.offset !== der.byteLength) throw inputError(code, `${what} has ${der.byteLength - parsed.offset} trailing byte(s) after its DER structure`);
   return parsed.result;

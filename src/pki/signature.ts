@@ -1,5 +1,6 @@
 import { constants, createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
+import { fromBerSafe } from './ber.js';
 import { inputError } from '../errors.js';
 
 /**
@@ -111,7 +112,7 @@ export function parseSignatureAlgorithm(algId: asn1js.AsnType | undefined, what:
 
 /** Splits a DER certificate or CRL into its signed TBS bytes, algorithm and signature. */
 export function splitSignedDer(der: Uint8Array, what: string): SignedData {
-  const parsed = asn1js.fromBER(der);
+  const parsed = fromBerSafe(der);
   if (parsed.offset === -1 || !(parsed.result instanceof asn1js.Sequence)) {
     throw inputError('PKI_BAD_DER', `${what} is not valid DER`);
   }

@@ -1,4 +1,5 @@
 import * as asn1js from 'asn1js';
+import { fromBerSafe } from '../../pki/ber.js';
 import { inputError } from '../../errors.js';
 import type { Certificate } from '../../pki/certificate.js';
 
@@ -97,7 +98,7 @@ export function readPckExtensions(cert: Certificate): PckExtensions {
 function decodePckExtensions(cert: Certificate): PckExtensions {
   const raw = cert.extension(SGX_EXTENSION_OID);
   if (!raw) throw inputError('DCAP_BAD_PCK_EXTENSION', `${cert.subjectCn || 'the PCK certificate'} has no Intel SGX extension (${SGX_EXTENSION_OID})`);
-  const parsed = asn1js.fromBER(raw);
+  const parsed = fromBerSafe(raw);
   if (parsed.offset === -1 || parsed.offset !== raw.length) bad('not valid DER');
   const top = pairs(parsed.result, 'the extension');
   const tcbPairs = pairs(top.get(OID.tcb) ?? bad('TCB (…13.1.2) is missing'), 'TCB');

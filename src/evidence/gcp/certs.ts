@@ -1,4 +1,5 @@
 import * as asn1js from 'asn1js';
+import { fromBerSafe } from '../../pki/ber.js';
 import { inputError } from '../../errors.js';
 import type { Certificate } from '../../pki/certificate.js';
 import { verifyChain, type TrustAnchor, type VerifiedChain } from '../../pki/chain.js';
@@ -34,7 +35,7 @@ function int(v: asn1js.AsnType | undefined, what: string): string {
 export function gceInstanceInfo(cert: Certificate): GceInstanceInfo | undefined {
   const ext = cert.extension(GCE_INSTANCE_INFO_OID);
   if (!ext) return undefined;
-  const parsed = asn1js.fromBER(new Uint8Array(ext));
+  const parsed = fromBerSafe(new Uint8Array(ext));
   if (parsed.offset !== ext.length || !(parsed.result instanceof asn1js.Sequence)) bad('is not a DER SEQUENCE');
   const [zone, projectNumber, projectId, instanceId, instanceName, props] = parsed.result.valueBlock.value;
   let securityProperties: GceInstanceInfo['securityProperties'];

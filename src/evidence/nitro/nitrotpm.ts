@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
+import { fromBerSafe } from '../../pki/ber.js';
 import { CofferError, inputError, verifyError } from '../../errors.js';
 import { fail, notChecked, pass, type Check } from '../../check.js';
 import { fromHex, toHex } from '../../bytes/hex.js';
@@ -89,7 +90,7 @@ export function parseNitroTpmBundle(text: string): NitroTpmBundle {
 
 /** A DER ECDSA-Sig-Value as the TPMT_SIGNATURE the TPM would have produced (ECDSA, `hash`). */
 export function tpmtSignatureFromDer(der: Uint8Array, hash: TpmHash): Buffer {
-  const parsed = asn1js.fromBER(new Uint8Array(der));
+  const parsed = fromBerSafe(new Uint8Array(der));
   const seq = parsed.result;
   if (parsed.offset !== der.length || !(seq instanceof asn1js.Sequence) || seq.valueBlock.value.length !== 2) {
     throw inputError('NITROTPM_BAD_SIGNATURE_FORMAT', 'the TPM quote signature is not a DER ECDSA-Sig-Value');

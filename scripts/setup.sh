@@ -15,10 +15,11 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # The Debian packages the tests use as real peers and oracles (see ARCHITECTURE.md);
-# chromium renders the HTML trust report in a headless browser test (playwright-core).
+# chromium renders the HTML trust report and the console in headless browser tests
+# (playwright-core); docker-registry is the real OCI registry the workload tests pull from.
 PACKAGES=(
   swtpm swtpm-tools tpm2-tools softhsm2 cryptsetup-bin efitools sbsigntool
-  ovmf systemd-boot-efi openssl chromium
+  ovmf systemd-boot-efi openssl chromium docker-registry
 )
 
 # --- Node and npm -------------------------------------------------------------------------

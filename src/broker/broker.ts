@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { FlattenedEncrypt, SignJWT, calculateJwkThumbprint, exportJWK, jwtVerify, type FlattenedJWE, type JWK } from 'jose';
 import { z } from 'zod';
-import { ReferenceStore, earClaims, earJwks, evaluate, parsePolicy, type AppraisalResult, type Policy } from '../appraisal/index.js';
+import { ReferenceStore, earClaims, earJwks, evaluate, parsePolicy, trustReport, type AppraisalResult, type Policy } from '../appraisal/index.js';
 import { CofferError } from '../errors.js';
 import type { Claims } from '../evidence/claims-model.js';
 import { amdRoots, type ProductAnchor } from '../pki/roots.js';
@@ -10,8 +10,11 @@ import { canonicalBytes } from './jcs.js';
 import type { KekProvider } from './kek.js';
 import { covers, prefixPath, resourcePath } from './paths.js';
 import { ProblemError, problem, type ProblemName } from './problem.js';
-import type { AuditInput, AuditQuery, AuditRecord, PolicyRecord, Role, SecretMeta, SessionRecord, Store, TokenRecord } from './store/types.js';
+import type { AttestationRecord, AuditInput, AuditQuery, AuditRecord, PolicyRecord, Role, SecretMeta, SessionRecord, Store, TokenRecord } from './store/types.js';
 import { snpVerifier } from './tee/snp.js';
+import { tpmVerifier } from './tee/tpm.js';
+import { TrustAndReferences } from './refvalues.js';
+import { Volumes, isVolumePath, volumeForRelease } from './volumes.js';
 import type { TeeVerifier } from './tee/types.js';
 import { checkToken, createToken, tokenId, type NewToken } from './tokens.js';
 
@@ -69,6 +72,15 @@ export interface BrokerOptions {
   verifiers?: readonly TeeVerifier[];
 }
 
+/** What metrics (metrics.ts) hear about: bounded values only (tee names are the verifiers'). */
+export interface BrokerEvent {
+  kind: 'attestation';
+  tee: string;
+  verdict: 'allow' | 'deny';
+  /** The problem type name of a refusal. */
+  problem?: string;
+}
+
 export interface RequestMeta {
   remote?: string;
 }
@@ -100,6 +112,14 @@ export type PolicySetResult = PolicyRecord & { warnings: string[] };
 const ROLE_RANK: Readonly<Record<Role, number>> = { admin: 2, provisioner: 1, auditor: 1 };
 
 type Note = (extra: Partial<AuditInput>) => void;
+/** How far an attestation attempt got, for its console record. */
+interface AttestationSeen {
+  tee?: string;
+  claims?: Claims;
+  digest?: string;
+  binding?: string;
+  result?: AppraisalResult;
+}
 /** Returns the allow record for the caller to write in the transaction of its state change. */
 type AllowRecord = () => AuditInput;
 
@@ -110,8 +130,13 @@ export function identityAnchors(p: Policy): string[] {
   if (p.measurements?.tdx) out.push('measurements.tdx');
   if (p.measurements?.reference !== undefined) out.push('measurements.reference');
   if (p.workload?.digest) out.push('workload.digest');
+  if (p.pcrs && Object.entries(p.pcrs).some(([k, v]) => k === 'reference' || Object.keys(v ?? {}).length > 0)) out.push('pcrs');
+  if (p.rtmrs && Object.keys(p.rtmrs).length > 0) out.push('rtmrs');
   return out;
 }
+
+/** Rule ids (evaluate.ts) that recognise a VM; a release needs one of them to pass, not merely not apply. */
+export const IDENTITY_RULE = /^(measurement|workload\.digest|pcr\.|rtmr\.)/;
 
 const sha256hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -204,8 +229,14 @@ export class Broker {
   private readonly snpRoots: readonly ProductAnchor[];
   private readonly verifiers: ReadonlyMap<string, TeeVerifier>;
   private readonly policyCache = new Map<string, Policy>();
-  private readonly references = new ReferenceStore();
+  /** The verified reference values in use; refreshed from the store before each appraisal (refvalues.ts). */
+  private references = new ReferenceStore();
+  /** Trusted keys and reference values (refvalues.ts), provisioned volumes (volumes.ts). */
+  readonly trust: TrustAndReferences = new TrustAndReferences(this);
+  readonly volumes: Volumes = new Volumes(this);
   private kid: string | undefined;
+  /** Told of each attestation decision (metrics); an observer that throws is ignored. */
+  readonly observers = new Set<(e: BrokerEvent) => void>();
   private lastPurge = 0;
 
   constructor(o: BrokerOptions) {
@@ -218,7 +249,7 @@ export class Broker {
     this.tokenTtlMs = (o.tokenTtlSeconds ?? 600) * 1000;
     this.attestationPolicy = o.attestationPolicy ?? parsePolicy(DEFAULT_ATTESTATION_POLICY, 'built-in attestation policy');
     this.snpRoots = o.testOnlySnpRoots ?? amdRoots();
-    this.verifiers = new Map((o.verifiers ?? [snpVerifier]).map((v) => [v.tee, v]));
+    this.verifiers = new Map((o.verifiers ?? [snpVerifier, tpmVerifier]).map((v) => [v.tee, v]));
   }
 
   now(): number {
@@ -303,12 +334,14 @@ export class Broker {
   async attest(cookie: string | undefined, body: unknown, meta: RequestMeta = {}): Promise<AttestResult> {
     const sessionId = cookie ? sha256hex(cookie) : undefined;
     const actor = sessionId ? `session:${sessionId.slice(0, 16)}` : 'anonymous';
+    const seen: AttestationSeen = {};
     return this.audited({ actor, action: 'kbs.attest', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
       if (!sessionId) throw problem('session-unknown', 'KBS_NO_SESSION', 'no kbs-session-id cookie: call /kbs/v0/auth first');
       const session = await this.store.getSession(sessionId);
       if (!session) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'the kbs-session-id cookie names no session (expired and purged, or never issued)');
       const parsed = attestSchema.safeParse(body);
       if (!parsed.success) throw problem('bad-request', 'KBS_BAD_REQUEST', `attest request: ${zodDetail(parsed.error)}`);
+      seen.tee = session.tee;
       const req = parsed.data;
       const evidence = req['tee-evidence'];
       try {
@@ -328,15 +361,18 @@ export class Broker {
       const tee = await teeKey(rd['tee-pubkey']);
       const verifier = this.verifiers.get(session.tee);
       if (!verifier) throw problem('unsupported-tee', 'KBS_UNSUPPORTED_TEE', `tee ${session.tee} is no longer supported`);
-      const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots });
-      note({ evidenceDigest: v.digest });
       const want = expectedReportData(rd, session.hashAlg as HashAlg);
+      this.references = (await this.trust.current()).store;
+      const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots, expectedReportData: want, ...(session.tee === 'tpm' ? { tpm: await this.trust.tpmTrust() } : {}) });
+      note({ evidenceDigest: v.digest });
+      Object.assign(seen, { claims: v.claims, digest: v.digest, binding: want.toString('hex') });
       if (!timingSafeEqual(want, v.reportData)) {
         throw problem('evidence-unbound', 'KBS_EVIDENCE_UNBOUND', `the evidence's report data is not ${session.hashAlg.toUpperCase()} of the JCS-canonical runtime-data: it is not bound to this nonce and tee-pubkey`, { rule: 'freshness.binding' });
       }
       const binding = want.toString('hex');
       const claims: Claims = { ...v.claims, freshness: { ...v.claims.freshness, collectedAt: new Date(now).toISOString() } };
       const result = evaluate(claims, this.attestationPolicy, this.references, { at: new Date(now), nonce: binding });
+      Object.assign(seen, { claims, result });
       if (result.verdict !== 'pass') {
         throw problem('attestation-denied', 'KBS_ATTESTATION_DENIED', result.denial ?? 'the attestation policy denied the evidence', firstFailedRule(result) ? { rule: firstFailedRule(result) as string } : {});
       }
@@ -357,7 +393,68 @@ export class Broker {
       if (done === 'evidence-reused') throw problem('evidence-reused', 'KBS_EVIDENCE_REUSED', 'this evidence was already presented in another attestation', { rule: 'freshness.nonce' });
       if (done === 'state') throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the session changed state during attestation', { rule: 'freshness.nonce' });
       return { token, sessionId: session.id, expiresAt };
-    });
+    }).then(
+      async (r) => {
+        this.observe({ kind: 'attestation', tee: seen.tee ?? 'unknown', verdict: 'allow' });
+        await this.recordAttestation(seen, actor, meta);
+        return r;
+      },
+      async (e: unknown) => {
+        this.observe({ kind: 'attestation', tee: seen.tee ?? 'unknown', verdict: 'deny', problem: e instanceof ProblemError ? e.problem : 'internal' });
+        await this.recordAttestation(seen, actor, meta, e);
+        throw e;
+      },
+    );
+  }
+
+  /**
+   * Keeps an attestation attempt that reached the evidence, with its claims and trust report, for
+   * the console. Best effort: the audit record written with the decision is the record of truth,
+   * and a failure here must neither turn a refusal into another error nor withhold an issued token.
+   */
+  private observe(e: BrokerEvent): void {
+    for (const o of this.observers) {
+      try {
+        o(e);
+      } catch {
+        // metrics never change a decision
+      }
+    }
+  }
+
+  private async recordAttestation(seen: AttestationSeen, actor: string, meta: RequestMeta, err?: unknown): Promise<void> {
+    if (seen.tee === undefined) return;
+    try {
+      const at = this.now();
+      let result = seen.result;
+      // Refused before the policy ran (evidence not bound to the nonce): appraise anyway, so the
+      // report shows which link failed.
+      if (!result && seen.claims) result = evaluate(seen.claims, this.attestationPolicy, this.references, { at: new Date(at), ...(seen.binding ? { nonce: seen.binding } : {}) });
+      const p = err instanceof ProblemError ? err : undefined;
+      const pl = seen.claims?.platforms[0];
+      const rule = err === undefined ? (result ? `${result.policy.id}@${result.policy.version}` : undefined) : (p?.rule ?? (result ? firstFailedRule(result) : undefined));
+      const detail = err === undefined ? (result ? `EAR status ${result.status}` : undefined) : err instanceof CofferError ? `${err.code}: ${err.message}`.slice(0, 500) : 'internal error';
+      const rec: AttestationRecord = {
+        id: randomBytes(12).toString('hex'),
+        at,
+        actor,
+        tee: seen.tee,
+        verdict: err === undefined ? 'allow' : 'deny',
+        ...(pl ? { platform: `${pl.tee}${pl.product ? ` ${pl.product}` : ''}` } : {}),
+        ...(result ? { policy: `${result.policy.id}@${result.policy.version}` } : {}),
+        ...(rule ? { rule: rule.slice(0, 400) } : {}),
+        ...(err !== undefined ? { problem: p?.problem ?? 'internal' } : {}),
+        ...(detail ? { detail } : {}),
+        ...(seen.digest ? { evidenceDigest: seen.digest } : {}),
+        ...(seen.binding ? { binding: seen.binding } : {}),
+        ...(seen.claims ? { claims: JSON.stringify(seen.claims) } : {}),
+        ...(result ? { report: JSON.stringify(trustReport(result)) } : {}),
+        ...(meta.remote ? { remote: meta.remote } : {}),
+      };
+      await this.store.recordAttestation(rec);
+    } catch {
+      // See above: the console misses this attempt; the audit log has it.
+    }
   }
 
   private async issueToken(result: AppraisalResult, sessionId: string, jti: string, jwk: JWK, now: number, expiresAt: number): Promise<string> {
@@ -377,7 +474,7 @@ export class Broker {
   async resource(path: string, creds: { cookie?: string; bearer?: string }, meta: RequestMeta = {}): Promise<FlattenedJWE> {
     const cookieSession = creds.cookie ? sha256hex(creds.cookie) : undefined;
     const actor = cookieSession ? `session:${cookieSession.slice(0, 16)}` : 'anonymous';
-    return this.audited({ actor, action: 'kbs.resource', resource: path.slice(0, 400), ...(meta.remote ? { remote: meta.remote } : {}) }, async (note) => {
+    return this.audited({ actor, action: 'kbs.resource', resource: path.slice(0, 400), ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
       const p = resourcePath(path);
       const now = this.now();
       let tokenSession: string | undefined;
@@ -407,7 +504,10 @@ export class Broker {
         if (tokenClaims.jti !== s.tokenId || jkt !== s.teePubKeyJkt) throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token is not the one issued for this session and key');
       }
       note({ ...(s.evidenceDigest ? { evidenceDigest: s.evidenceDigest } : {}) });
-      const pols = await this.policiesFor(p);
+      // A volume key (volumes.ts): its own generated policy on top of any along the path.
+      const vol = isVolumePath(p) ? await volumeForRelease(this.store, p) : undefined;
+      const pols = [...(await this.policiesFor(p)), ...(vol ? [{ prefix: `volume ${vol.id}`, policy: vol.policy }] : [])];
+      this.references = (await this.trust.current()).store;
       if (pols.length === 0) throw problem('no-policy', 'KBS_NO_POLICY', `no release policy covers ${p}: nothing is released without one`);
       const claims = JSON.parse(s.claims) as Claims;
       // The built-in baseline first, then every policy along the path, shortest prefix first: a
@@ -418,15 +518,26 @@ export class Broker {
           const rule = firstFailedRule(result);
           throw problem('policy-denied', 'KBS_POLICY_DENIED', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: ${result.denial ?? ''}`.trim(), rule ? { rule } : {});
         }
+        // A rule that does not apply passes: an SNP measurement says nothing about a TPM quote. So
+        // each policy must positively recognise the VM by one of its identity rules.
+        if (pol.policy !== this.releaseBaseline && !result.rules.some((r) => r.status === 'pass' && IDENTITY_RULE.test(r.id))) {
+          throw problem('policy-denied', 'KBS_POLICY_NO_IDENTITY_MATCH', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: none of its identity rules (measurement, workload digest, PCRs, RTMRs) applies to this ${claims.platforms.map((x) => x.tee).join('+') || 'unknown'} evidence`, { rule: 'identity' });
+        }
       }
       const decided = pols.map((x) => `${x.policy.id}@${x.policy.version}`).join(' + ');
-      const rec = await this.store.getSecret(p);
+      const rec = vol ? { ...vol.sealed, version: vol.version } : await this.store.getSecret(p);
       if (!rec) throw problem('resource-not-found', 'KBS_NO_RESOURCE', `no resource ${p}`);
       const plaintext = await open(this.kek, p, rec);
       try {
         const { key, alg } = await teeKey(JSON.parse(s.teePubKey));
         const jwe = await new FlattenedEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', 'coffer.resource': p } as never).encrypt(key);
         note({ rule: decided.slice(0, 400), detail: `policy prefixes ${pols.map((x) => x.prefix).join(', ')} and the release baseline, secret version ${rec.version}` });
+        // At most once per attested session (one nonce), decided by the store's unique key in the
+        // audit record's transaction, so neither a replica nor a restart can hand it out twice.
+        const release = { sessionId: s.id, resourcePath: p, at: now, ...(s.evidenceDigest ? { evidenceDigest: s.evidenceDigest } : {}) };
+        if (!(await this.store.recordRelease(release, allow()))) {
+          throw problem('already-released', 'KBS_ALREADY_RELEASED', `${p} was already released to this session: attest again (a new nonce) to fetch it again`, { rule: 'release.once' });
+        }
         return jwe;
       } finally {
         plaintext.fill(0);
@@ -467,15 +578,33 @@ export class Broker {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     const token = m?.[1];
     const id = token ? tokenId(token) : undefined;
-    const base = { action, ...(resource ? { resource: resource.slice(0, 400) } : {}), ...(meta.remote ? { remote: meta.remote } : {}) };
-    const deny = async (actor: string, p: ProblemError) => {
-      await this.audit({ ...base, actor, verdict: 'deny', problem: p.problem, detail: `${p.code}: ${p.message}` });
-      return p;
-    };
+    const deny = this.denier(action, resource, meta);
     if (!token) throw await deny('anonymous', problem('unauthorized', 'ADMIN_NO_TOKEN', 'an admin bearer token is required (Authorization: Bearer coffer_...)'));
     const check = await checkToken(this.store, token);
     if (!check.ok) throw await deny(id ? `token:${id}` : 'anonymous', problem('unauthorized', 'ADMIN_BAD_TOKEN', `the bearer token is not valid (${check.why})`));
-    const rec = check.record;
+    return this.permit(check.record, action, roles, resource, deny);
+  }
+
+  /**
+   * authorize() for a caller that proved its token earlier and holds a session naming it (the web
+   * console): the token must still be active, then the same role and scope checks and audit.
+   */
+  async authorizeSession(id: string, action: string, roles: readonly Role[], resource?: string, meta: RequestMeta = {}): Promise<AdminActor> {
+    const deny = this.denier(action, resource, meta);
+    const rec = await this.store.getToken(id);
+    if (!rec || rec.revokedAt !== undefined) throw await deny(`token:${id.slice(0, 32)}`, problem('unauthorized', 'ADMIN_BAD_TOKEN', `the session's token is not valid (${rec ? 'revoked token' : 'unknown token'}): sign in again`));
+    return this.permit(rec, action, roles, resource, deny);
+  }
+
+  private denier(action: string, resource: string | undefined, meta: RequestMeta): (actor: string, p: ProblemError) => Promise<ProblemError> {
+    const base = { action, ...(resource ? { resource: resource.slice(0, 400) } : {}), ...(meta.remote ? { remote: meta.remote } : {}) };
+    return async (actor, p) => {
+      await this.audit({ ...base, actor, verdict: 'deny', problem: p.problem, detail: `${p.code}: ${p.message}` });
+      return p;
+    };
+  }
+
+  private async permit(rec: TokenRecord, action: string, roles: readonly Role[], resource: string | undefined, deny: (actor: string, p: ProblemError) => Promise<ProblemError>): Promise<AdminActor> {
     if (!roles.includes(rec.role)) throw await deny(`token:${rec.id}`, problem('forbidden', 'ADMIN_ROLE', `role ${ROLE_NAMES[rec.role]} may not ${action} (needs ${roles.join(' or ')})`));
     if (resource !== undefined && rec.scope !== undefined && !covers(rec.scope, resource)) {
       throw await deny(`token:${rec.id}`, problem('out-of-scope', 'ADMIN_SCOPE', `token scope ${rec.scope} does not cover ${resource}`));
@@ -487,7 +616,8 @@ export class Broker {
     return { actor: `token:${who.token.id}`, action, ...(resource ? { resource: resource.slice(0, 400) } : {}), ...(meta.remote ? { remote: meta.remote } : {}) };
   }
 
-  private adminAudited<T>(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta, fn: (note: Note, allow: AllowRecord) => T | Promise<T>): Promise<T> {
+  /** Runs an admin operation under the audit (also the console's own operations). */
+  adminAudited<T>(who: AdminActor, action: string, resource: string | undefined, meta: RequestMeta, fn: (note: Note, allow: AllowRecord) => T | Promise<T>): Promise<T> {
     return this.audited(this.adminBase(who, action, resource, meta), async (note, allow) => fn(note, allow));
   }
 
@@ -509,6 +639,7 @@ export class Broker {
     try {
       return await this.adminAudited(who, 'admin.secret.put', path, meta, async (note, allow) => {
         const p = resourcePath(path);
+        if (isVolumePath(p)) throw problem('bad-request', 'SECRET_RESERVED_PATH', `the ${p.split('/')[0]} repository holds provisioned volume keys (POST /admin/v0/volumes); a secret cannot be put there`);
         if (value.length === 0) throw problem('bad-request', 'SECRET_EMPTY', 'a secret cannot be empty');
         if (value.length > MAX_SECRET_BYTES) throw problem('payload-too-large', 'SECRET_TOO_LARGE', `a secret is at most ${MAX_SECRET_BYTES} bytes`);
         const s = await seal(this.kek, p, value);
@@ -650,6 +781,11 @@ export class Broker {
       if (t && this.manages(who, t)) note({ detail: `token:${t.id}` });
       if (!t || !this.manages(who, t) || !(await this.store.revokeToken(id, this.now(), allow()))) throw problem('not-found', 'TOKEN_NOT_FOUND', `no active token ${id.slice(0, 32)}${scope !== undefined ? ` in scope ${scope}` : ''}`);
     });
+  }
+
+  /** What the console shows and tests draft policies with: the attestation policy and the reference values in use. */
+  appraisalContext(): { attestationPolicy: Policy; references: ReferenceStore } {
+    return { attestationPolicy: this.attestationPolicy, references: this.references };
   }
 
   async close(): Promise<void> {

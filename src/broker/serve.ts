@@ -9,9 +9,10 @@ import { inputError } from '../errors.js';
 import type { ProductAnchor } from '../pki/roots.js';
 import { Broker } from './broker.js';
 import { ensurePrivateHome, readPrivateFile, writePrivateFile } from './files.js';
-import { FileKekProvider } from './kek.js';
+import { openBrokerKeks } from './kek.js';
 import { buildServer, checkBind } from './server.js';
-import { SqliteStore } from './store/sqlite.js';
+import { certificateFingerprint, loadOrCreateSelfSigned } from './tls.js';
+import { openStore } from './store/open.js';
 import { createToken } from './tokens.js';
 
 /**
@@ -65,6 +66,10 @@ export interface StartOptions {
   host: string;
   port: number;
   tls?: { certFile: string; keyFile: string };
+  /** Serve HTTPS with a self-signed ECDSA P-256 certificate kept under the home (tls.ts); not with `tls`. */
+  selfSignedTls?: boolean;
+  /** PEM CA file: admin routes and /metrics then need a client certificate issued by it (needs TLS). */
+  clientCaFile?: string;
   allowInsecureHttp?: boolean;
   attestationPolicyFile?: string;
   logStream?: DestinationStream;
@@ -72,6 +77,17 @@ export interface StartOptions {
   rateLimit?: { max: number; timeWindowMs: number };
   nonceTtlSeconds?: number;
   tokenTtlSeconds?: number;
+  /**
+   * The store: `postgres://…`/`postgresql://…` (replicas share it), `sqlite:PATH` or a file path.
+   * Default: the SQLite file `paths.db`.
+   */
+  store?: string;
+  /**
+   * The KEK: `file:PATH`, a file path, or `pkcs11:module=…;token=…;label=…` (PIN from
+   * $COFFER_PKCS11_PIN or pin-env/pin-file). Default: `paths.kek`, created on first start. Once
+   * the store records a KEK (first start, rotate-kek), the store's current KEK is used.
+   */
+  kek?: string;
   /** In-process only, for tests: see BrokerOptions.testOnlySnpRoots. */
   testOnlySnpRoots?: readonly ProductAnchor[];
   clock?: () => Date;
@@ -83,17 +99,63 @@ export interface RunningBroker {
   broker: Broker;
   paths: BrokerPaths;
   created: { kek: boolean; earKey: boolean; adminToken: boolean };
+  /** The store's current KEK at start: its id and where it lives. */
+  kek: { id: string; spec: string };
+  /** With TLS: the certificate's SHA-256 fingerprint (clients pin it) and whether it is the generated one. */
+  tls?: { fingerprint: string; selfSigned: boolean; created: boolean; certFile: string };
   close(): Promise<void>;
 }
 
+function readClientCa(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (e) {
+    throw inputError('TLS_BAD_CLIENT_CA', `cannot read the client CA ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    certificateFingerprint(pem);
+  } catch {
+    throw inputError('TLS_BAD_CLIENT_CA', `the client CA ${file} is not a PEM certificate`);
+  }
+  return pem;
+}
+
 export async function startBroker(o: StartOptions): Promise<RunningBroker> {
-  checkBind(o.host, o.tls !== undefined, o.allowInsecureHttp === true);
-  const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'the TLS key') } : undefined;
+  if (o.tls && o.selfSignedTls) throw inputError('USAGE', 'give --tls-cert/--tls-key or --tls-self-signed, not both');
+  if (o.clientCaFile !== undefined && !o.tls && !o.selfSignedTls) throw inputError('USAGE', '--client-ca needs TLS (--tls-cert/--tls-key or --tls-self-signed): a client certificate is a TLS feature');
+  checkBind(o.host, o.tls !== undefined || o.selfSignedTls === true, o.allowInsecureHttp === true);
+  const clientCa = o.clientCaFile !== undefined ? readClientCa(o.clientCaFile) : undefined;
+  let tls: { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined;
+  let tlsInfo: RunningBroker['tls'];
+  if (o.tls) {
+    tls = { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'the TLS key') };
+    let fingerprint: string;
+    try {
+      fingerprint = certificateFingerprint(tls.cert);
+    } catch {
+      throw inputError('TLS_BAD_CERT', `${o.tls.certFile} is not a PEM certificate`);
+    }
+    tlsInfo = { fingerprint, selfSigned: false, created: false, certFile: o.tls.certFile };
+  }
   const attestationPolicy = o.attestationPolicyFile ? parsePolicy(readFileSync(o.attestationPolicyFile, 'utf8'), o.attestationPolicyFile) : undefined;
   ensurePrivateHome(o.paths.home);
-  const kek = FileKekProvider.open(o.paths.kek, { create: true });
+  if (o.selfSignedTls) {
+    const m = await loadOrCreateSelfSigned(o.paths.home, o.host);
+    tls = { cert: m.cert, key: m.key };
+    tlsInfo = { fingerprint: m.fingerprint, selfSigned: true, created: m.created, certFile: m.certFile };
+  }
+  if (tls && clientCa) tls.clientCa = clientCa;
   const ear = loadOrCreateEarKey(o.paths.earKey);
-  const store = await SqliteStore.open(o.paths.db);
+  const store = await openStore(o.store ?? o.paths.db);
+  let keks: Awaited<ReturnType<typeof openBrokerKeks>>;
+  try {
+    keks = await openBrokerKeks(store, { ...(o.kek !== undefined ? { spec: o.kek } : {}), defaultFile: o.paths.kek, at: Date.now() });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const kek = keks.ring;
   let adminToken = false;
   if ((await store.countTokens()) === 0) {
     const t = await createToken(store, 'admin', { at: Date.now(), label: 'bootstrap' });
@@ -130,7 +192,9 @@ export async function startBroker(o: StartOptions): Promise<RunningBroker> {
     app,
     broker,
     paths: o.paths,
-    created: { kek: kek.created, earKey: ear.created, adminToken },
+    created: { kek: keks.created, earKey: ear.created, adminToken },
+    kek: { id: keks.current.id, spec: keks.current.spec },
+    ...(tlsInfo ? { tls: tlsInfo } : {}),
     close: async () => {
       await app.close();
       await broker.close();

@@ -7,7 +7,11 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { z } from 'zod';
 import { CofferError, inputError } from '../errors.js';
 import type { Broker, RequestMeta } from './broker.js';
+import { registerConsole } from './console.js';
+import { installMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import { requireClientCertificate } from './tls.js';
+import { provisionSchema } from './volumes.js';
 import { ProblemError, problem, problemBody, type ProblemBody } from './problem.js';
 import type { AuditQuery, Role } from './store/types.js';
 import { ROLES } from './store/types.js';
@@ -18,7 +22,12 @@ export const BROKER_VERSION = '0.1.0';
 export interface ServerOptions {
   broker: Broker;
   /** PEM certificate chain and key: HTTPS, and the session cookie gets `Secure`. */
-  tls?: { cert: Buffer | string; key: Buffer | string };
+  tls?: {
+    cert: Buffer | string;
+    key: Buffer | string;
+    /** PEM CA(s): admin routes and /metrics then need a client certificate chaining to it (tls.ts). */
+    clientCa?: Buffer | string;
+  };
   /** Where the JSON logs go (default: standard error). */
   logStream?: DestinationStream;
   logLevel?: string;
@@ -34,6 +43,9 @@ const SERVED = new WeakMap<FastifyInstance, string[]>();
 export function servedRoutes(app: FastifyInstance): string[] {
   return [...(SERVED.get(app) ?? [])];
 }
+
+/** Routes that need the client certificate when mTLS is on (the console's API included). */
+export const ADMIN_PREFIXES: readonly string[] = ['/admin', '/metrics', '/console/api'];
 
 const ALL: readonly Role[] = ROLES;
 const WRITERS: readonly Role[] = ['admin', 'provisioner'];
@@ -56,6 +68,8 @@ function bearer(header: string | undefined): string | undefined {
 const b64 = z.string().min(1).max(200_000).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be standard base64');
 const secretBody = z.strictObject({ value: b64 });
 const policyBody = z.strictObject({ policy: z.string().min(1).max(100_000) });
+const trustBody = z.strictObject({ key: z.string().min(1).max(16_384) });
+const refValuesBody = z.strictObject({ jws: z.string().min(1).max(64 * 1024) });
 const tokenBody = z.strictObject({ role: z.enum(['admin', 'auditor', 'provisioner']), scope: z.string().max(400).optional(), label: z.string().max(100).optional() });
 const auditParams = z.strictObject({
   since: z.string().optional(),
@@ -135,7 +149,18 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
           : problemBody('bad-request', 'BAD_URL', 'the request path is not valid');
       void (reply as unknown as FastifyReply).code(p.status).type('application/problem+json').send(p);
     },
-    ...(o.tls ? { https: { cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' as const } } : {}),
+    ...(o.tls
+      ? {
+          https: {
+            cert: o.tls.cert,
+            key: o.tls.key,
+            minVersion: 'TLSv1.2' as const,
+            // Asked for, checked against the client CA, but not required at the handshake: KBS
+            // clients have none; admin routes refuse a connection without one (tls.ts).
+            ...(o.tls.clientCa ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+          },
+        }
+      : {}),
   }) as unknown as FastifyInstance;
   const secure = o.tls !== undefined;
   const served: string[] = [];
@@ -151,6 +176,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     timeWindow: o.rateLimit?.timeWindowMs ?? 60_000,
     errorResponseBuilder: () => Object.assign(new Error('rate limited'), { statusCode: 429 }),
   });
+  if (o.tls?.clientCa) requireClientCertificate(app, ADMIN_PREFIXES);
+  installMetrics(app, broker);
 
   app.setErrorHandler((err, req, reply) => {
     let p = toProblem(err);
@@ -287,6 +314,68 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     await broker.revokeAdminToken(who, req.params.id, meta(req));
     return reply.code(204).send();
   });
+
+  // ----- provisioned volume keys (volumes.ts), trusted keys and reference values (refvalues.ts)
+  app.post('/admin/v0/volumes', async (req, reply) => {
+    const raw = req.body as { id?: unknown } | undefined;
+    const id = typeof raw?.id === 'string' ? raw.id.slice(0, 64) : undefined;
+    const who = await auth(req, 'admin.volume.provision', WRITERS, id !== undefined ? `volumes/${id}` : 'volumes');
+    const b = await broker.validated(who, 'admin.volume.provision', id !== undefined ? `volumes/${id}` : 'volumes', meta(req), () => body(provisionSchema, req.body, 'volume'));
+    const r = await broker.volumes.provision(who, b, meta(req));
+    void reply.code(r.created ? 201 : 200);
+    return r.volume;
+  });
+  app.get('/admin/v0/volumes', async (req) => {
+    const who = await auth(req, 'admin.volume.list', ALL);
+    return { volumes: await broker.volumes.list(who, meta(req)) };
+  });
+  app.get<{ Params: { id: string } }>('/admin/v0/volumes/:id', async (req) => {
+    const who = await auth(req, 'admin.volume.get', ALL, `volumes/${req.params.id}`);
+    return broker.volumes.get(who, req.params.id, meta(req));
+  });
+  app.delete<{ Params: { id: string } }>('/admin/v0/volumes/:id', async (req, reply) => {
+    const who = await auth(req, 'admin.volume.revoke', WRITERS, `volumes/${req.params.id}`);
+    await broker.volumes.revoke(who, req.params.id, meta(req));
+    return reply.code(204).send();
+  });
+
+  app.get<{ Querystring: { purpose?: string } }>('/admin/v0/trusted-keys', async (req) => {
+    const who = await auth(req, 'admin.trust.list', ALL);
+    return { keys: await broker.trust.listTrustedKeys(who, typeof req.query.purpose === 'string' ? req.query.purpose : undefined, meta(req)) };
+  });
+  type TrustParams = { Params: { purpose: string; name: string } };
+  app.put<TrustParams>('/admin/v0/trusted-keys/:purpose/:name', async (req) => {
+    const who = await auth(req, 'admin.trust.put', ADMIN_ONLY);
+    const b = await broker.validated(who, 'admin.trust.put', `trust/${req.params.purpose}/${req.params.name}`, meta(req), () => body(trustBody, req.body, 'trusted key'));
+    return broker.trust.putTrustedKey(who, req.params.purpose, req.params.name, b.key, meta(req));
+  });
+  app.delete<TrustParams>('/admin/v0/trusted-keys/:purpose/:name', async (req, reply) => {
+    const who = await auth(req, 'admin.trust.delete', ADMIN_ONLY);
+    await broker.trust.deleteTrustedKey(who, req.params.purpose, req.params.name, meta(req));
+    return reply.code(204).send();
+  });
+
+  app.get('/admin/v0/reference-values', async (req) => {
+    const who = await auth(req, 'admin.refvalues.list', ALL);
+    return { referenceValues: await broker.trust.listReferenceValues(who, meta(req)) };
+  });
+  app.put<{ Params: { name: string } }>('/admin/v0/reference-values/:name', async (req) => {
+    const who = await auth(req, 'admin.refvalues.put', WRITERS);
+    const b = await broker.validated(who, 'admin.refvalues.put', `reference-values/${req.params.name}`, meta(req), () => body(refValuesBody, req.body, 'reference values'));
+    return broker.trust.putReferenceValues(who, req.params.name, b.jws, meta(req));
+  });
+  app.get<{ Params: { name: string } }>('/admin/v0/reference-values/:name', async (req) => {
+    const who = await auth(req, 'admin.refvalues.get', ALL);
+    return broker.trust.getReferenceValues(who, req.params.name, meta(req));
+  });
+  app.delete<{ Params: { name: string } }>('/admin/v0/reference-values/:name', async (req, reply) => {
+    const who = await auth(req, 'admin.refvalues.delete', WRITERS);
+    await broker.trust.deleteReferenceValues(who, req.params.name, meta(req));
+    return reply.code(204).send();
+  });
+
+  // ----- web console (docs/console.md)
+  await registerConsole(app, { broker, secure });
 
   return app;
 }

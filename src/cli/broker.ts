@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { isIP } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
-import { DEFAULT_PORT, ROLES, SqliteStore, brokerPaths, createToken, parseListen, prefixPath, resourcePath, startBroker, type Role, type RunningBroker } from '../broker/index.js';
+import { DEFAULT_PORT, ROLES, brokerPaths, rotateKek, createToken, describeStore, isPostgresUrl, openStore, parseListen, prefixPath, resourcePath, startBroker, urlHasPassword, type Role, type RunningBroker } from '../broker/index.js';
 import { action, common, type CliContext } from './main.js';
 import { toJson, EXIT_OK } from './output.js';
 import { readInput, parseTime } from './files.js';
@@ -20,6 +21,7 @@ import { readInput, parseTime } from './files.js';
 interface HomeFlags {
   home?: string;
   db?: string;
+  store?: string;
   json?: boolean;
 }
 
@@ -28,6 +30,8 @@ interface ServeFlags extends HomeFlags {
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsSelfSigned?: boolean;
+  clientCa?: string;
   allowInsecureHttp?: boolean;
   attestationPolicy?: string;
   logLevel?: string;
@@ -55,6 +59,29 @@ export interface BrokerCliHooks {
 
 function homeOf(f: HomeFlags) {
   return brokerPaths({ ...(f.home ? { home: f.home } : {}), ...(f.db ? { db: f.db } : {}) });
+}
+
+const STORE_HELP = 'store: postgres://USER@HOST/DB (replicas share it; password from PGPASSWORD or ~/.pgpass), sqlite:PATH or a file path (default $COFFER_STORE, else the SQLite --db)';
+
+/**
+ * The store to open: --store, else --db, else $COFFER_STORE, else <home>/broker.db. A password in
+ * --store is refused: every user sees command lines in the process list.
+ */
+function storeOf(f: HomeFlags): string {
+  if (f.store !== undefined) {
+    if (f.db !== undefined) throw inputError('USAGE', '--store and --db are alternatives: give one');
+    if (isPostgresUrl(f.store) && urlHasPassword(f.store)) {
+      throw inputError('STORE_PASSWORD_ON_COMMAND_LINE', '--store must not carry a password (the process list shows command lines): use PGPASSWORD, ~/.pgpass, or the whole URL in $COFFER_STORE');
+    }
+    return f.store;
+  }
+  const env = process.env.COFFER_STORE?.trim();
+  return f.db === undefined && env ? env : homeOf(f).db;
+}
+
+/** `--kek`: a pkcs11: or file: spec as given, a bare path made absolute. */
+function kekSpec(v: string): string {
+  return v.startsWith('pkcs11:') || v.startsWith('file:') ? v : `file:${resolvePath(v)}`;
 }
 
 function adminToken(f: ClientFlags): string {
@@ -147,10 +174,13 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
       .description('run the key broker (KBS protocol and admin API) on the local store')
       .option('--home <dir>', 'where the database, KEK and signing key live (default $COFFER_HOME or ./.coffer)')
       .option('--db <path>', 'SQLite database (default <home>/broker.db)')
-      .option('--kek <path>', 'key-encryption key file, 32 bytes, mode 0600 (default <home>/kek.key; created on first start)')
+      .option('--store <url>', STORE_HELP)
+      .option('--kek <spec>', 'key-encryption key: a file (PATH or file:PATH, 32 bytes, mode 0600) or pkcs11:module=LIB;token=LABEL;label=KEY (PIN from $COFFER_PKCS11_PIN, or pin-env=VAR / pin-file=PATH); default <home>/kek.key, created on first start; after rotate-kek the store\'s current KEK')
       .option('--listen <host:port>', 'address to listen on', `127.0.0.1:${DEFAULT_PORT}`)
       .option('--tls-cert <file>', 'TLS certificate chain (PEM)')
       .option('--tls-key <file>', 'TLS private key (PEM, mode 0600)')
+      .option('--tls-self-signed', 'HTTPS with a generated self-signed ECDSA P-256 certificate kept in <home> (its fingerprint is printed: pin it)')
+      .option('--client-ca <file>', 'PEM CA: admin API and /metrics then also need a TLS client certificate issued by it (KBS routes do not)')
       .option('--allow-insecure-http', 'serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)')
       .option('--attestation-policy <file>', 'policy every attestation must pass before a token is issued (default: verified, no debug, no migration)')
       .option('--log-level <level>', 'log level (default info); logs are JSON on standard error'),
@@ -158,12 +188,17 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
     action(ctx, async (f: ServeFlags) => {
       if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw inputError('USAGE', '--tls-cert and --tls-key go together');
       const { host, port } = parseListen(f.listen);
-      const paths = brokerPaths({ ...(f.home ? { home: f.home } : {}), ...(f.db ? { db: f.db } : {}), ...(f.kek ? { kek: f.kek } : {}) });
+      const paths = brokerPaths({ ...(f.home ? { home: f.home } : {}), ...(f.db ? { db: f.db } : {}) });
+      const store = storeOf(f);
       const running = await startBroker({
         paths,
+        store,
         host,
         port,
         ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : {}),
+        ...(f.tlsSelfSigned ? { selfSignedTls: true } : {}),
+        ...(f.clientCa ? { clientCaFile: f.clientCa } : {}),
+        ...(f.kek ? { kek: kekSpec(f.kek) } : {}),
         allowInsecureHttp: f.allowInsecureHttp === true,
         ...(f.attestationPolicy ? { attestationPolicyFile: f.attestationPolicy } : {}),
         ...(f.logLevel ? { logLevel: f.logLevel } : {}),
@@ -176,13 +211,16 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
       hooks.onServe?.(running);
       const home = paths.home;
       if (f.json) {
-        ctx.io.out(toJson({ ok: true, url: running.url, db: paths.db, kek: paths.kek, earKey: paths.earKey, adminTokenFile: running.created.adminToken ? paths.adminTokenFile : undefined, created: running.created }));
+        ctx.io.out(toJson({ ok: true, url: running.url, db: paths.db, store: describeStore(store), kek: running.kek, tls: running.tls, earKey: paths.earKey, adminTokenFile: running.created.adminToken ? paths.adminTokenFile : undefined, created: running.created }));
         return EXIT_OK;
       }
       const lines = [
         `coffer broker listening on ${running.url}  (KBS: ${running.url}/kbs/v0, admin: ${running.url}/admin/v0, API: ${running.url}/openapi.json)`,
-        `  store ${paths.db}${running.created.kek ? `; new KEK ${paths.kek} (0600: back it up — without it no secret can be read)` : `; KEK ${paths.kek}`}`,
+        `  store ${describeStore(store)}; ${running.created.kek ? 'new ' : ''}KEK ${running.kek.id} (${running.kek.spec})${running.created.kek && running.kek.spec.startsWith('file:') ? ' (0600: back it up — without it no secret can be read)' : ''}`,
       ];
+      if (running.tls) {
+        lines.push(`  TLS certificate ${running.tls.certFile}${running.tls.selfSigned ? (running.tls.created ? ' (self-signed, new)' : ' (self-signed)') : ''}, SHA-256 fingerprint ${running.tls.fingerprint}`);
+      }
       if (running.created.adminToken) lines.push(`  first start: an admin token was written to ${paths.adminTokenFile} (0600)`);
       const env = home === brokerPaths().home ? '' : `COFFER_HOME=${home} `;
       lines.push(
@@ -196,6 +234,44 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
     }),
   );
 
+
+  common(
+    broker
+      .command('rotate-kek')
+      .description('make a new KEK current and re-wrap every secret\'s data key under it; a running broker keeps serving; safe to re-run')
+      .requiredOption('--to <spec>', 'the new KEK: PATH or file:PATH (created 0600 if missing) or pkcs11:module=LIB;token=LABEL;label=KEY (generated in the token if missing)')
+      .option('--home <dir>', 'broker home (default $COFFER_HOME or ./.coffer)')
+      .option('--db <path>', 'SQLite database (default <home>/broker.db)')
+      .option('--store <url>', STORE_HELP),
+  ).action(
+    action(ctx, async (f: HomeFlags & { to: string }) => {
+      const store = await openStore(storeOf(f));
+      try {
+        const r = await rotateKek({
+          store,
+          to: kekSpec(f.to),
+          actor: `cli:${process.env.USER ?? 'unknown'}`,
+          onRewrapped: f.json ? undefined : (path, done, total) => ctx.io.err(`  re-wrapped ${path} (${done}/${total})`),
+        });
+        if (f.json) ctx.io.out(toJson({ ok: true, ...r }));
+        else {
+          const left = Object.entries(r.counts).filter(([id]) => id !== r.kekId);
+          ctx.io.out(
+            [
+              `KEK ${r.kekId} (${r.spec})${r.created ? ', created,' : ''} is current${r.switched ? '' : ' (it already was: resumed)'}`,
+              `  ${r.rewrapped} data key(s) re-wrapped; ${r.counts[r.kekId] ?? 0} secret(s) sealed under it${left.length > 0 ? `; still under others: ${left.map(([id, n]) => `${id} ${n}`).join(', ')}` : ''}`,
+              r.retired.length > 0 ? `  retired: ${r.retired.join(', ')} (no secret needs them any more: remove or archive them)` : '  nothing left to retire',
+              '  restart brokers started with --kek for the old key with the new spec (or without --kek)',
+            ].join('\n'),
+          );
+        }
+        return EXIT_OK;
+      } finally {
+        await store.close();
+      }
+    }),
+  );
+
   const token = broker.command('token').description('admin bearer tokens');
   common(
     token
@@ -205,12 +281,13 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
       .option('--scope <prefix>', 'limit the token to a path prefix, e.g. team-a')
       .option('--label <text>', 'a note to recognise the token by')
       .option('--home <dir>', 'broker home (default $COFFER_HOME or ./.coffer)')
-      .option('--db <path>', 'SQLite database (default <home>/broker.db)'),
+      .option('--db <path>', 'SQLite database (default <home>/broker.db)')
+      .option('--store <url>', STORE_HELP),
   ).action(
     action(ctx, async (f: HomeFlags & { role: string; scope?: string; label?: string }) => {
       if (!(ROLES as readonly string[]).includes(f.role)) throw inputError('USAGE', `--role must be one of ${ROLES.join(', ')}`);
       const scope = f.scope !== undefined ? prefixPath(f.scope) : undefined;
-      const store = await SqliteStore.open(homeOf(f).db);
+      const store = await openStore(storeOf(f));
       try {
         const t = await createToken(store, f.role as Role, { at: Date.now(), ...(scope ? { scope } : {}), ...(f.label ? { label: f.label } : {}) }, (id) => ({
           at: Date.now(),
@@ -331,6 +408,140 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
             ? '(no records)'
             : table([['TIME', 'VERDICT', 'ACTION', 'ACTOR', 'RESOURCE', 'RULE / PROBLEM'], ...recs.map((x) => [iso(x.at), String(x.verdict), String(x.action), String(x.actor), String(x.resource ?? '-'), [x.rule, x.problem].filter((v) => v !== undefined).map(String).join(' / ') || '-'])]),
         );
+      return EXIT_OK;
+    }),
+  );
+
+  registerBrokerFeatures(broker, ctx);
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/**
+ * `coffer broker volume|refvalues|trust`: provisioned volume keys, signed reference values and
+ * trusted keys (docs/operations.md), all through the admin API.
+ */
+function registerBrokerFeatures(broker: Command, ctx: CliContext): void {
+  const volume = broker.command('volume').description('per-VM volume (disk) keys, released only to a VM matching the identity they were provisioned for');
+  clientOptions(
+    volume
+      .command('provision [id]')
+      .description('make a 32-byte volume key for one VM identity (the key is never shown: only that VM receives it, at volumes/<id>/key)')
+      .option('--identity <file>', 'the VM identity as JSON ({"snp": {"measurements": [...], "hostData": [...]}, "tdx": {...}, "tpm": {"pcrs": {...}}, "reference": "image"})')
+      .option('--snp-measurement <hex>', 'accepted SEV-SNP launch measurement (repeatable)', collect)
+      .option('--host-data <hex>', 'required SEV-SNP HOST_DATA (repeatable: any of them)', collect)
+      .option('--tdx-mrtd <hex>', 'accepted TDX MRTD (repeatable)', collect)
+      .option('--mrconfigid <hex>', 'required TDX MRCONFIGID (repeatable: any of them)', collect)
+      .option('--pcr <bank:index=hex>', 'required TPM PCR value, e.g. sha256:7=ab.. (repeatable)', collect)
+      .option('--reference <image>', 'image id of signed reference values whose launch measurements are accepted')
+      .option('--label <text>', 'a note to recognise the volume by')
+      .option('--reprovision', 'replace the key of an existing volume: everything encrypted under the old key becomes unreadable'),
+  ).action(
+    action(ctx, async (id: string | undefined, f: ClientFlags & { identity?: string; snpMeasurement?: string[]; hostData?: string[]; tdxMrtd?: string[]; mrconfigid?: string[]; pcr?: string[]; reference?: string; label?: string; reprovision?: boolean }) => {
+      const flagged = [f.snpMeasurement, f.hostData, f.tdxMrtd, f.mrconfigid, f.pcr, f.reference].some((v) => v !== undefined);
+      if (f.identity !== undefined && flagged) throw inputError('USAGE', 'give the identity either as --identity FILE or as flags, not both');
+      let identity: Record<string, unknown>;
+      if (f.identity !== undefined) {
+        try {
+          identity = JSON.parse(readInput(f.identity, 'identity file').toString('utf8')) as Record<string, unknown>;
+        } catch (e) {
+          if (e instanceof CofferError) throw e;
+          throw inputError('USAGE', `${f.identity} is not JSON`);
+        }
+      } else {
+        identity = {};
+        if (f.snpMeasurement || f.hostData) identity.snp = { ...(f.snpMeasurement ? { measurements: f.snpMeasurement } : {}), ...(f.hostData ? { hostData: f.hostData } : {}) };
+        if (f.tdxMrtd || f.mrconfigid) identity.tdx = { ...(f.tdxMrtd ? { mrtd: f.tdxMrtd } : {}), ...(f.mrconfigid ? { mrConfigId: f.mrconfigid } : {}) };
+        if (f.pcr) {
+          const banks: Record<string, Record<string, string>> = {};
+          for (const p of f.pcr) {
+            const m = /^(sha1|sha256|sha384|sha512):(\d{1,2})=([0-9a-fA-F]+)$/.exec(p);
+            if (!m) throw inputError('USAGE', `--pcr ${p} is not BANK:INDEX=HEX (e.g. sha256:7=ab...)`);
+            (banks[m[1] as string] ??= {})[m[2] as string] = m[3] as string;
+          }
+          identity.tpm = { pcrs: banks };
+        }
+        if (f.reference) identity.reference = f.reference;
+        if (Object.keys(identity).length === 0) throw inputError('USAGE', 'give the VM identity: --identity FILE, or --snp-measurement, --tdx-mrtd, --pcr or --reference');
+      }
+      const r = await api(f, 'POST', '/admin/v0/volumes', { ...(id !== undefined ? { id } : {}), ...(f.label !== undefined ? { label: f.label } : {}), identity, ...(f.reprovision ? { reprovision: true } : {}) });
+      if (f.json) ctx.io.out(toJson({ ok: true, volume: r.body }));
+      else ctx.io.out(`${r.status === 201 ? 'provisioned' : 're-provisioned'} volume ${String(r.body.id)} (key version ${String(r.body.keyVersion)}): an attested VM matching its identity fetches ${String(r.body.path)}`);
+      return EXIT_OK;
+    }),
+  );
+  clientOptions(volume.command('list').description('list volumes (metadata only, never a key)')).action(
+    action(ctx, async (f: ClientFlags) => {
+      const r = await api(f, 'GET', '/admin/v0/volumes');
+      const list = (r.body.volumes ?? []) as Record<string, unknown>[];
+      if (f.json) ctx.io.out(toJson({ ok: true, volumes: list }));
+      else ctx.io.out(list.length === 0 ? '(no volumes)' : table([['ID', 'STATE', 'KEY VERSION', 'UPDATED', 'BY', 'LABEL'], ...list.map((v) => [String(v.id), String(v.state), String(v.keyVersion), iso(v.updatedAt), String(v.updatedBy), String(v.label ?? '-')])]));
+      return EXIT_OK;
+    }),
+  );
+  clientOptions(volume.command('revoke <id>').description('revoke a volume: its key is erased and never released again (the data on the disk becomes unreadable)').option('--yes', 'confirm: this cannot be undone')).action(
+    action(ctx, async (id: string, f: ClientFlags & { yes?: boolean }) => {
+      if (!f.yes) throw inputError('USAGE', `revoking ${id} erases its key for good: the data on that disk becomes unreadable. Add --yes to confirm`);
+      await api(f, 'DELETE', `/admin/v0/volumes/${encodeURIComponent(id)}`);
+      if (f.json) ctx.io.out(toJson({ ok: true, revoked: id }));
+      else ctx.io.out(`revoked volume ${id}: its key is erased and will never be released again`);
+      return EXIT_OK;
+    }),
+  );
+
+  const refvalues = broker.command('refvalues').description('signed reference values (coffer image output) that release policies refer to by image id');
+  clientOptions(refvalues.command('put <name>').description('store a signed reference-value document (verified against the trusted reference-signer keys)').requiredOption('--file <jws>', 'the JWS file ("-" for standard input)')).action(
+    action(ctx, async (name: string, f: ClientFlags & { file: string }) => {
+      const jws = readInput(f.file, 'reference values file').toString('utf8').trim();
+      const r = await api(f, 'PUT', `/admin/v0/reference-values/${encodeURIComponent(name)}`, { jws });
+      if (f.json) ctx.io.out(toJson({ ok: true, referenceValues: r.body }));
+      else ctx.io.out(`stored reference values ${name}: image ${String(r.body.imageId)} ${String(r.body.imageVersion)}, signed by ${String(r.body.signer)}`);
+      return EXIT_OK;
+    }),
+  );
+  clientOptions(refvalues.command('list').description('list reference-value documents')).action(
+    action(ctx, async (f: ClientFlags) => {
+      const r = await api(f, 'GET', '/admin/v0/reference-values');
+      const list = (r.body.referenceValues ?? []) as Record<string, unknown>[];
+      if (f.json) ctx.io.out(toJson({ ok: true, referenceValues: list }));
+      else ctx.io.out(list.length === 0 ? '(no reference values)' : table([['NAME', 'IMAGE', 'VERSION', 'SIGNER', 'ACTIVE', 'UPDATED'], ...list.map((v) => [String(v.name), String(v.imageId), String(v.imageVersion), String(v.signer), v.active ? 'yes' : 'no (signer removed)', iso(v.updatedAt)])]));
+      return EXIT_OK;
+    }),
+  );
+  clientOptions(refvalues.command('rm <name>').description('delete a reference-value document')).action(
+    action(ctx, async (name: string, f: ClientFlags) => {
+      await api(f, 'DELETE', `/admin/v0/reference-values/${encodeURIComponent(name)}`);
+      if (f.json) ctx.io.out(toJson({ ok: true, deleted: name }));
+      else ctx.io.out(`deleted reference values ${name}`);
+      return EXIT_OK;
+    }),
+  );
+
+  const trust = broker.command('trust').description('trusted keys: reference-signer (reference values), tpm-ak (pinned TPM attestation keys), tpm-ak-root (AK certificate roots)');
+  clientOptions(trust.command('add <purpose> <name>').description('trust a key for a purpose (admin, unscoped)').requiredOption('--key <file>', 'PEM public key or certificate, JWK, or base64 TPM2B_PUBLIC for tpm-ak')).action(
+    action(ctx, async (purpose: string, name: string, f: ClientFlags & { key: string }) => {
+      const raw = readInput(f.key, 'key file');
+      const text = raw.subarray(0, 64).toString('latin1').includes('-----BEGIN') || raw[0] === 0x7b ? raw.toString('utf8') : raw.toString('base64');
+      const r = await api(f, 'PUT', `/admin/v0/trusted-keys/${encodeURIComponent(purpose)}/${encodeURIComponent(name)}`, { key: text });
+      if (f.json) ctx.io.out(toJson({ ok: true, key: r.body }));
+      else ctx.io.out(`trusted ${String(r.body.description)} as ${purpose} ${name} (sha256 ${String(r.body.sha256)})`);
+      return EXIT_OK;
+    }),
+  );
+  clientOptions(trust.command('list').description('list trusted keys').option('--purpose <purpose>', 'only this purpose')).action(
+    action(ctx, async (f: ClientFlags & { purpose?: string }) => {
+      const r = await api(f, 'GET', `/admin/v0/trusted-keys${f.purpose ? `?purpose=${encodeURIComponent(f.purpose)}` : ''}`);
+      const list = (r.body.keys ?? []) as Record<string, unknown>[];
+      if (f.json) ctx.io.out(toJson({ ok: true, keys: list }));
+      else ctx.io.out(list.length === 0 ? '(no trusted keys)' : table([['PURPOSE', 'NAME', 'KEY', 'SHA-256', 'ADDED'], ...list.map((k) => [String(k.purpose), String(k.name), String(k.description), String(k.sha256).slice(0, 16), iso(k.createdAt)])]));
+      return EXIT_OK;
+    }),
+  );
+  clientOptions(trust.command('rm <purpose> <name>').description('stop trusting a key (reference values only it signed are withdrawn)')).action(
+    action(ctx, async (purpose: string, name: string, f: ClientFlags) => {
+      await api(f, 'DELETE', `/admin/v0/trusted-keys/${encodeURIComponent(purpose)}/${encodeURIComponent(name)}`);
+      if (f.json) ctx.io.out(toJson({ ok: true, deleted: `${purpose}/${name}` }));
+      else ctx.io.out(`no longer trusting ${purpose} ${name}`);
       return EXIT_OK;
     }),
   );

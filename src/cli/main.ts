@@ -14,6 +14,9 @@ import { registerImage } from './image.js';
 import { registerExplain } from './explain.js';
 import { registerEvidence } from './evidence.js';
 import { registerBroker } from './broker.js';
+import { registerFetch } from './fetch.js';
+import { registerAgent } from './agent.js';
+import { registerWorkload } from './workload.js';
 
 export const VERSION = '0.1.0';
 
@@ -69,10 +72,13 @@ export function buildProgram(ctx: CliContext): Command {
   registerExplain(program, ctx);
   registerEvidence(program, ctx);
   registerBroker(program, ctx);
+  registerFetch(program, ctx);
+  registerAgent(program, ctx);
   registerSecureboot(program, ctx);
   registerVerity(program, ctx);
   registerUki(program, ctx);
   registerImage(program, ctx);
+  registerWorkload(program, ctx);
   return program;
 }
 

@@ -1,5 +1,5 @@
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
@@ -21,6 +21,7 @@ import {
   verifyAuthVariable,
   verifyAuthenticode,
   efiTimeToDate,
+  variableGuid,
   SHIM_LOCK_GUID,
   type SignatureDbEntry,
   type SignatureDatabase,
@@ -29,7 +30,10 @@ import {
   gcpCommand,
   azureUefiSettings,
   awsSecureBootVariables,
-  encodeAwsUefiData,
+  encodeAwsUefiDataBase64,
+  decodeAwsUefiData,
+  AWS_MAGIC,
+  type AwsVariable,
   type ExportInputs,
 } from '../image/index.js';
 import type { SignatureEntry } from '../evidence/eventlog/efi.js';
@@ -81,6 +85,53 @@ function loadDatabase(paths: readonly string[] | undefined, what: string): { db:
 /** EFI_VARIABLE_AUTHENTICATION_2: WIN_CERTIFICATE revision 0x0200 and type 0x0EF1 right after the 16-byte EFI_TIME. */
 function looksLikeAuth(b: Buffer): boolean {
   return b.length >= 40 && b.readUInt16LE(20) === 0x0200 && b.readUInt16LE(22) === 0x0ef1;
+}
+
+/** The AWS blob, binary ("AMZNUEFI") or as the base64 text that the AWS CLI takes. */
+function looksLikeAws(b: Buffer): boolean {
+  return b.subarray(0, 8).equals(AWS_MAGIC) || b.subarray(0, 10).toString('latin1') === AWS_MAGIC.toString('base64').slice(0, 10);
+}
+
+/** The value of dbx for AWS: an ESL as given, the ESL inside a .auth, or certificates made into one list each. */
+function dbxValue(path: string, owner: string): Buffer {
+  const data = readInput(path, '--dbx file');
+  if (looksLikeAuth(data)) return parseAuthVariable(data).data;
+  if (data[0] === 0x30 || data.subarray(0, 64).toString('latin1').includes('-----BEGIN')) {
+    return encodeSignatureDatabase(parseCertificates(data, path).map((certificate) => ({ kind: 'x509' as const, owner, certificate })));
+  }
+  parseSignatureDatabase(data);
+  return data;
+}
+
+function shq(s: string): string {
+  return /^[\w./,=:@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `aws ec2 register-image` for an EBS snapshot of the image, with the blob and UEFI boot. */
+function awsCommand(path: string, arch: string, tpm: boolean): string {
+  return [
+    'aws ec2 register-image --name IMAGE_NAME',
+    `--architecture ${arch} --boot-mode uefi${tpm ? ' --tpm-support v2.0' : ''} --ena-support`,
+    `--root-device-name /dev/xvda --block-device-mappings 'DeviceName=/dev/xvda,Ebs={SnapshotId=SNAPSHOT_ID}'`,
+    `--uefi-data ${shq(`file://${path}`)}`,
+  ].join(' \\\n  ');
+}
+
+const SIGNATURE_VARIABLES: Record<string, string> = { PK: variableGuid('PK'), KEK: variableGuid('KEK'), db: variableGuid('db'), dbx: variableGuid('dbx') };
+
+function awsVariableJson(v: AwsVariable): Record<string, unknown> {
+  return { name: v.name, guid: v.guid, attributes: v.attributes, size: v.data.length, sha256: createHash('sha256').update(v.data).digest('hex'), ...(v.timestamp ? { timestamp: v.timestamp.toString('hex'), digest: v.digest?.toString('hex') } : {}) };
+}
+
+/** The signature database a PK/KEK/db/dbx variable holds, or why it cannot be read as one. */
+function awsVariableEntries(v: AwsVariable): { entries?: SignatureEntry[]; error?: string } | undefined {
+  if (SIGNATURE_VARIABLES[v.name] !== v.guid) return undefined;
+  try {
+    return { entries: parseSignatureDatabase(v.data) };
+  } catch (e) {
+    if (e instanceof CofferError) return { error: e.message };
+    throw e;
+  }
 }
 
 function entryJson(e: SignatureEntry): Record<string, unknown> {
@@ -233,11 +284,22 @@ export function registerSecureboot(program: Command, ctx: CliContext): void {
   common(
     sb
       .command('show')
-      .description('list the entries of an ESL or .auth file (decoded, not verified)')
-      .argument('<file>', 'EFI_SIGNATURE_LIST or .auth'),
+      .description('list the entries of an ESL, a .auth file or an AWS --uefi-data blob (decoded, not verified)')
+      .argument('<file>', 'EFI_SIGNATURE_LIST, .auth, or AWS uefi-data (base64 or binary)'),
   ).action(
     action(ctx, (path: string, f: { json?: boolean }) => {
       const data = readInput(path, 'ESL or .auth file');
+      if (looksLikeAws(data)) {
+        const vars = decodeAwsUefiData(data);
+        const listed = vars.map((v) => ({ v, db: awsVariableEntries(v) }));
+        if (f.json) {
+          ctx.io.out(toJson({ ok: true, verified: false, form: 'aws-uefi-data', variables: listed.map(({ v, db }) => ({ ...awsVariableJson(v), ...(db?.entries ? { entries: db.entries.map(entryJson) } : {}), ...(db?.error ? { eslError: db.error } : {}) })) }));
+        } else {
+          const lines = listed.map(({ v, db }) => `${v.name} ${v.guid} attributes 0x${v.attributes.toString(16)} ${v.data.length} bytes${db?.error ? ` (not an EFI_SIGNATURE_LIST: ${db.error})` : ''}${db?.entries ? `\n${db.entries.map(entryLine).join('\n')}` : ''}`);
+          ctx.io.out(`AWS UEFI variable store (version 0, CRC-32C ok; NOT verified): ${vars.length} variable${vars.length === 1 ? '' : 's'}\n${lines.join('\n')}`);
+        }
+        return EXIT_OK;
+      }
       const auth = looksLikeAuth(data) ? parseAuthVariable(data) : undefined;
       const esl = auth ? auth.data : data;
       const entries = esl.length > 0 ? parseSignatureDatabase(esl) : [];
@@ -257,10 +319,11 @@ export function registerSecureboot(program: Command, ctx: CliContext): void {
       .requiredOption('--out <dir>', 'output directory (created)')
       .option('--dbx <file>', 'forbidden signatures: ESL, .auth or certificates')
       .option('--azure-template <name>', 'Azure signature template (repeatable; default NoSignatureTemplate)', collect)
-      .option('--aws-dict <file>', "python-uefivars' version-0 zlib dictionary (virt-firmware's aws/dict.v0), required for --cloud aws")
-      .option('--at <iso8601>', 'EFI_TIME of the AWS variables (default: now)'),
+      .option('--aws-architecture <arch>', 'AWS: x86_64 or arm64, for the printed register-image command', 'x86_64')
+      .option('--no-aws-tpm', 'AWS: leave --tpm-support v2.0 (NitroTPM, needed for measured boot and attestation) out of the command')
+      .option('--at <iso8601>', 'AWS: EFI_TIME stored with PK, KEK, db, dbx (default: all zero, as python-uefivars writes)'),
   ).action(
-    action(ctx, (f: { cloud: string; keys: string; out: string; dbx?: string; azureTemplate?: string[]; awsDict?: string; at?: string; json?: boolean }) => {
+    action(ctx, (f: { cloud: string; keys: string; out: string; dbx?: string; azureTemplate?: string[]; awsArchitecture?: string; awsTpm?: boolean; at?: string; json?: boolean }) => {
       if (!['gcp', 'azure', 'aws'].includes(f.cloud)) throw inputError('USAGE', `--cloud must be gcp, azure or aws, got "${f.cloud}"`);
       const cert = (v: string): Certificate => parseCertificates(readInput(join(f.keys, `${v}.cer`), `${v} certificate`), join(f.keys, `${v}.cer`))[0] as Certificate;
       const owner = normaliseGuid(readInput(join(f.keys, 'GUID.txt'), 'owner GUID').toString('utf8'), 'GUID.txt');
@@ -289,27 +352,19 @@ export function registerSecureboot(program: Command, ctx: CliContext): void {
         else ctx.io.out(`Azure: wrote ${path}: properties.securityProfile.uefiSettings of a gallery image version (Compute API 2023-07-03 or later), templates ${settings.signatureTemplateNames.join(', ')}`);
         return EXIT_OK;
       }
-      if (!f.awsDict) {
-        throw inputError('AWS_NOT_SUPPORTED', '--cloud aws is not yet supported without --aws-dict: the blob is zlib-compressed with python-uefivars\' 12 KiB preset dictionary (UEFIVarStoreV0.dict, shipped as virt-firmware\'s aws/dict.v0), which Coffer does not embed; pass that file');
-      }
-      let dict: Buffer;
-      try {
-        dict = readFileSync(f.awsDict);
-      } catch {
-        throw inputError('FILE_UNREADABLE', `${f.awsDict} cannot be read`);
-      }
       const esl = (v: string): Buffer => readInput(join(f.keys, `${v}.esl`), `${v} ESL`);
-      const dbxEsl = f.dbx ? (looksLikeAuth(readInput(f.dbx)) ? parseAuthVariable(readInput(f.dbx)).data : readInput(f.dbx)) : undefined;
-      if (dbxEsl && dbxEsl.length > 0 && (dbxEsl[0] === 0x30 || dbxEsl.subarray(0, 64).toString('latin1').includes('-----BEGIN'))) {
-        throw inputError('USAGE', '--dbx for AWS must be an ESL or .auth file (the variable value)');
-      }
-      const vars = awsSecureBootVariables({ PK: esl('PK'), KEK: esl('KEK'), db: esl('db'), ...(dbxEsl ? { dbx: dbxEsl } : {}) }, parseTime(f.at));
-      const blob = encodeAwsUefiData(vars, dict);
+      const vars = awsSecureBootVariables({ PK: esl('PK'), KEK: esl('KEK'), db: esl('db'), ...(f.dbx ? { dbx: dbxValue(f.dbx, owner) } : {}) }, f.at !== undefined ? parseTime(f.at) : undefined);
+      const arch = f.awsArchitecture ?? 'x86_64';
+      if (!['x86_64', 'arm64'].includes(arch)) throw inputError('USAGE', `--aws-architecture must be x86_64 or arm64, got "${arch}"`);
+      const text = encodeAwsUefiDataBase64(vars);
       const path = join(f.out, 'uefi-data.b64');
-      writeOut(path, Buffer.from(blob.toString('base64')));
-      const command = `aws ec2 register-image --name IMAGE_NAME --boot-mode uefi --architecture x86_64 --root-device-name /dev/xvda --block-device-mappings DeviceName=/dev/xvda,Ebs={SnapshotId=SNAPSHOT_ID} --uefi-data file://${path}`;
-      if (f.json) ctx.io.out(toJson({ ok: true, cloud: 'aws', out: path, size: blob.length, variables: vars.map((v) => ({ name: v.name, guid: v.guid, attributes: v.attributes, size: v.data.length })), command }));
-      else ctx.io.out(`AWS: wrote ${path} (${blob.length} bytes before base64; ${vars.map((v) => v.name).join(', ')})\n${command}`);
+      // No trailing newline: the AWS CLI passes file:// contents verbatim as the parameter value.
+      writeOut(path, Buffer.from(text, 'latin1'));
+      const command = awsCommand(path, arch, f.awsTpm !== false);
+      writeOut(join(f.out, 'aws.sh'), Buffer.from(`${command}\n`));
+      const size = Buffer.from(text, 'base64').length;
+      if (f.json) ctx.io.out(toJson({ ok: true, cloud: 'aws', out: path, size, base64Length: text.length, sha256: createHash('sha256').update(text).digest('hex'), variables: vars.map(awsVariableJson), command }));
+      else ctx.io.out(`AWS: wrote ${path} (${size} bytes, ${text.length} as base64; ${vars.map((v) => v.name).join(', ')})\n${command}`);
       return EXIT_OK;
     }),
   );

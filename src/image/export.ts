@@ -1,9 +1,6 @@
-import { deflateSync, inflateSync } from 'node:zlib';
 import { inputError } from '../errors.js';
 import type { Certificate } from '../pki/certificate.js';
-import { formatGuid, guidBytes } from './guid.js';
-import { SECURE_BOOT_ATTRIBUTES, EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS, variableGuid, encodeEfiTime, efiTime } from './auth.js';
-import { parseSignatureDatabase } from './esl.js';
+import { guidBytes } from './guid.js';
 
 /**
  * Cloud exports of the owner's Secure Boot variables (issue 7, docs/image.md "Cloud exports").
@@ -13,7 +10,8 @@ import { parseSignatureDatabase } from './esl.js';
  * - Azure: `securityProfile.uefiSettings` of a gallery image version (Compute API
  *   2023-07-03+): `signatureTemplateNames` and `additionalSignatures` {pk, kek, db, dbx},
  *   each a UefiKey {type: "x509" | "sha256", value: [base64]}.
- * - AWS: the `--uefi-data` blob of `register-image`, as python-uefivars' `aws.py` writes it.
+ * - AWS: the `--uefi-data` blob of `register-image`, as python-uefivars' `aws.py` writes it
+ *   (aws-varstore.ts).
  */
 
 export interface ExportInputs {
@@ -33,15 +31,26 @@ export interface GcpFile {
 }
 
 /**
- * One DER certificate per file; the list flags take comma-separated paths. dbx hashes have no
- * X.509 form: they go into `dbx-hashes.bin`, a binary EFI_SIGNATURE_LIST (the API's
- * FileContentBuffer fileType BIN), passed to --forbidden-database-file with the certificates.
+ * One DER certificate per file; the list flags take comma-separated paths. gcloud decides the
+ * FileContentBuffer type from the name alone (Cloud SDK `image_utils.GetFileContentAndFileType`):
+ * a path ending in `.bin` is sent as `BIN`, anything else must begin with the bytes 30 82 (a DER
+ * SEQUENCE of 256 bytes or more) and is sent as `X509`, else gcloud stops with "File is not in
+ * X509 binary DER form" (so PEM is refused). Certificates are therefore written as `.cer` DER
+ * and checked for that prefix here. dbx hashes have no X.509 form: they go into
+ * `dbx-hashes.bin`, a binary EFI_SIGNATURE_LIST of SHA-256 entries, sent as `BIN`.
  */
 export function gcpFiles(x: ExportInputs, owner: string): GcpFile[] {
-  const files: GcpFile[] = [{ name: 'PK.cer', data: x.PK.der, flag: '--platform-key-file' }];
-  x.KEK.forEach((c, i) => files.push({ name: `KEK${x.KEK.length > 1 ? `-${i + 1}` : ''}.cer`, data: c.der, flag: '--key-exchange-key-file' }));
-  x.db.forEach((c, i) => files.push({ name: `db${x.db.length > 1 ? `-${i + 1}` : ''}.cer`, data: c.der, flag: '--signature-database-file' }));
-  (x.dbx?.certificates ?? []).forEach((c, i) => files.push({ name: `dbx-${i + 1}.cer`, data: c.der, flag: '--forbidden-database-file' }));
+  const files: GcpFile[] = [];
+  const cert = (name: string, c: Certificate, flag: GcpFile['flag']): void => {
+    if (c.der[0] !== 0x30 || c.der[1] !== 0x82) {
+      throw inputError('GCP_CERT_NOT_ACCEPTED', `${name} (${c.subjectCn || c.subject}) is ${c.der.length} bytes of DER: gcloud accepts only DER certificates that begin 30 82 (a body of 256 bytes or more), e.g. RSA 2048 or larger`);
+    }
+    files.push({ name, data: c.der, flag });
+  };
+  cert('PK.cer', x.PK, '--platform-key-file');
+  x.KEK.forEach((c, i) => cert(`KEK${x.KEK.length > 1 ? `-${i + 1}` : ''}.cer`, c, '--key-exchange-key-file'));
+  x.db.forEach((c, i) => cert(`db${x.db.length > 1 ? `-${i + 1}` : ''}.cer`, c, '--signature-database-file'));
+  (x.dbx?.certificates ?? []).forEach((c, i) => cert(`dbx-${i + 1}.cer`, c, '--forbidden-database-file'));
   if (x.dbx && x.dbx.hashes.length > 0) files.push({ name: 'dbx-hashes.bin', data: sha256Esl(x.dbx.hashes, owner), flag: '--forbidden-database-file' });
   return files;
 }
@@ -109,161 +118,5 @@ export function azureUefiSettings(x: ExportInputs, templates: readonly string[] 
 
 // ---------------------------------------------------------------- AWS
 
-/** "AMZNUEFI" read as a little-endian u64, the blob's first 8 bytes. */
-export const AWS_MAGIC = Buffer.from('AMZNUEFI', 'latin1');
-/**
- * Adler-32 of python-uefivars' `UEFIVarStoreV0.dict` (the preset zlib dictionary of blob
- * version 0), as the zlib header of the published example `testdata/t02.aws` names it
- * (bytes 16..23 of that blob: 78 f9 6b b7 d9 f7).
- */
-export const AWS_V0_DICT_ADLER32 = 0x6bb7d9f7;
-
-export interface AwsVariable {
-  name: string;
-  guid: string;
-  attributes: number;
-  data: Buffer;
-  /** 16-byte EFI_TIME, present when the attributes have TIME_BASED_AUTHENTICATED_WRITE_ACCESS. */
-  timestamp?: Buffer;
-  /** Present with the timestamp; python-uefivars keeps it as opaque bytes. */
-  digest?: Buffer;
-}
-
-const CRC32C_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32C (Castagnoli), as the `crc32c` Python module computes it. */
-export function crc32c(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of data) c = (CRC32C_TABLE[(c ^ b) & 0xff] as number) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function adler32(data: Uint8Array): number {
-  let a = 1;
-  let b = 0;
-  for (const x of data) {
-    a = (a + x) % 65521;
-    b = (b + a) % 65521;
-  }
-  return ((b << 16) | a) >>> 0;
-}
-
-/** Checks that `dict` is the version-0 dictionary AWS and python-uefivars use. */
-export function checkAwsDictionary(dict: Buffer): void {
-  const a = adler32(dict);
-  if (a !== AWS_V0_DICT_ADLER32) {
-    throw inputError('AWS_BAD_DICTIONARY', `the zlib dictionary has Adler-32 0x${a.toString(16).padStart(8, '0')}, not 0x${AWS_V0_DICT_ADLER32.toString(16)}: it is not python-uefivars' UEFIVarStoreV0.dict (virt-firmware's aws/dict.v0)`);
-  }
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
-}
-
-/** The uncompressed variable store: u64 count, then per variable name, data, GUID, attributes [, timestamp, digest]. */
-export function encodeAwsVarStore(vars: readonly AwsVariable[]): Buffer {
-  const out: Buffer[] = [u64(vars.length)];
-  for (const v of vars) {
-    const name = Buffer.from(v.name, 'utf8');
-    out.push(u64(name.length), name, u64(v.data.length), v.data, guidBytes(v.guid, 'variable GUID'), u32(v.attributes));
-    if (v.attributes & EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS) {
-      const ts = v.timestamp ?? Buffer.alloc(16);
-      if (ts.length !== 16) throw inputError('USAGE', `variable ${v.name}: an EFI_TIME is 16 bytes, got ${ts.length}`);
-      const digest = v.digest ?? Buffer.alloc(0);
-      out.push(ts, u64(digest.length), digest);
-    }
-  }
-  return Buffer.concat(out);
-}
-
-/** The `--uefi-data` blob, binary (base64 it for the AWS CLI): magic, CRC-32C, version 0, zlib stream. */
-export function encodeAwsUefiData(vars: readonly AwsVariable[], dictionary: Buffer): Buffer {
-  checkAwsDictionary(dictionary);
-  const z = deflateSync(encodeAwsVarStore(vars), { level: 9, dictionary });
-  const rest = Buffer.concat([u32(0), z]);
-  return Buffer.concat([AWS_MAGIC, u32(crc32c(rest)), rest]);
-}
-
-function bad(msg: string): never {
-  throw inputError('AWS_BAD_UEFI_DATA', msg);
-}
-
-/** Reads a blob (binary or base64 text) back into its variables, checking magic, CRC-32C and version. */
-export function decodeAwsUefiData(input: Buffer, dictionary?: Buffer): AwsVariable[] {
-  let blob = input;
-  if (!blob.subarray(0, 8).equals(AWS_MAGIC)) blob = Buffer.from(input.toString('latin1').trim(), 'base64');
-  if (blob.length < 16 || !blob.subarray(0, 8).equals(AWS_MAGIC)) bad('not an AWS UEFI variable store: no "AMZNUEFI" magic');
-  const crc = blob.readUInt32LE(8);
-  const rest = blob.subarray(12);
-  if (crc32c(rest) !== crc) bad(`CRC-32C mismatch: the header says 0x${crc.toString(16)}, the data gives 0x${crc32c(rest).toString(16)}`);
-  const version = blob.readUInt32LE(12);
-  if (version !== 0) bad(`version ${version} is not supported (only 0)`);
-  const z = blob.subarray(16);
-  const fdict = z.length >= 6 && ((z[1] as number) & 0x20) !== 0;
-  if (fdict) {
-    const id = z.readUInt32BE(2);
-    if (!dictionary) bad(`the zlib stream needs its preset dictionary (Adler-32 0x${id.toString(16)})`);
-    if (adler32(dictionary) !== id) bad(`the zlib stream wants dictionary 0x${id.toString(16)}, the one given is 0x${adler32(dictionary).toString(16)}`);
-  }
-  let raw: Buffer;
-  try {
-    raw = fdict && dictionary ? inflateSync(z, { dictionary }) : inflateSync(z);
-  } catch (e) {
-    bad(`the zlib stream does not inflate: ${(e as Error).message}`);
-  }
-  let off = 0;
-  const take = (n: number | bigint): Buffer => {
-    const len = Number(n);
-    if (!Number.isSafeInteger(len) || off + len > raw.length) bad(`truncated variable store at offset ${off}`);
-    const b = raw.subarray(off, off + len);
-    off += len;
-    return b;
-  };
-  const read64 = (): bigint => take(8).readBigUInt64LE();
-  const count = read64();
-  if (count > 100_000n) bad(`implausible variable count ${count}`);
-  const vars: AwsVariable[] = [];
-  for (let i = 0n; i < count; i++) {
-    const name = take(read64()).toString('utf8');
-    const data = Buffer.from(take(read64()));
-    const guid = formatGuid(take(16));
-    const attributes = take(4).readUInt32LE();
-    const v: AwsVariable = { name, guid, attributes, data };
-    if (attributes & EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS) {
-      v.timestamp = Buffer.from(take(16));
-      v.digest = Buffer.from(take(read64()));
-    }
-    vars.push(v);
-  }
-  if (off !== raw.length) bad(`${raw.length - off} bytes after the last variable`);
-  return vars;
-}
-
-/** PK, KEK, db (and dbx) as authenticated variables with the values given (ESLs). */
-export function awsSecureBootVariables(values: { PK: Buffer; KEK: Buffer; db: Buffer; dbx?: Buffer }, at: Date): AwsVariable[] {
-  const timestamp = encodeEfiTime(efiTime(at));
-  const out: AwsVariable[] = [];
-  for (const name of ['PK', 'KEK', 'db', 'dbx'] as const) {
-    const data = values[name];
-    if (!data) continue;
-    if (data.length > 0) parseSignatureDatabase(data);
-    out.push({ name, guid: variableGuid(name), attributes: SECURE_BOOT_ATTRIBUTES, data, timestamp, digest: Buffer.alloc(0) });
-  }
-  return out;
-}
+// The AWS `--uefi-data` blob has its own module (format, dictionary, strict decoder).
+export * from './aws-varstore.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
 import { verifyEar, parseJwks } from '../../src/appraisal/index.js';
-import { PROBLEM_BASE, servedRoutes, type AuditRecord } from '../../src/broker/index.js';
+import { MIGRATIONS, PROBLEM_BASE, servedRoutes, type AuditRecord } from '../../src/broker/index.js';
 import { Attester, MEASUREMENT_A, MEASUREMENT_B, http, policyFor, sessionCookie, startTestBroker, type Reply, type TestBroker } from './helpers.js';
 
 let tb: TestBroker;
@@ -109,8 +109,13 @@ test('end to end: auth → attest → EAR token (verified with the JWKS) → res
   const { plaintext } = await flattenedDecrypt(jwe, att.privateKey);
   assert.deepEqual(Buffer.from(plaintext), SECRET);
 
+  // Released once per attested session: a second fetch, by cookie or by token, is refused.
+  assertProblem(await http(kbs('resource/team-a/key/disk'), { bearer: token }), 409, 'already-released');
+  assert.equal((await assertAudited('kbs.resource', 'already-released', 'release.once')).resource, 'team-a/key/disk');
+
   // The token alone (no cookie) also works.
-  const byToken = await http(kbs('resource/team-a/key/disk'), { bearer: token });
+  const again = await attested(att);
+  const byToken = await http(kbs('resource/team-a/key/disk'), { bearer: again.token });
   assert.equal(byToken.status, 200, byToken.text);
   assert.deepEqual(Buffer.from((await flattenedDecrypt(byToken.json as unknown as FlattenedJWE, att.privateKey)).plaintext), SECRET);
 
@@ -276,8 +281,9 @@ test('the audit log is append-only and holds no secret or token', async () => {
     assert.throws(() => db.prepare('DELETE FROM audit').run(), /append-only/);
     const rows = JSON.stringify(db.prepare('SELECT * FROM audit').all());
     for (const needle of [SECRET.toString(), SECRET.toString('base64'), admin, admin.split('_')[2] ?? 'x']) assert.ok(!rows.includes(needle), 'audit holds a secret or token');
-    const versions = db.prepare('SELECT version, name FROM schema_migrations').all();
-    assert.deepEqual(versions, [{ version: 1, name: 'initial' }]);
+    const versions = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as { version: number }[];
+    assert.deepEqual(versions.map((v) => v.version), MIGRATIONS.map((m) => m.version).sort((a, b) => a - b), 'every migration applied once');
+    assert.deepEqual(versions[0], { version: 1, name: 'initial' });
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   } finally {
     db.close();

@@ -122,4 +122,143 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()',
     ],
   },
+  {
+    version: 2,
+    name: 'releases',
+    common: [
+      // One row per resource handed out to a session, written in the release's audit transaction
+      // before the JWE leaves the broker: the key refuses a second release of a resource to one
+      // attested session (one nonce), across replicas and restarts. Kept after the session is purged.
+      `CREATE TABLE releases (
+        session_id TEXT NOT NULL,
+        resource_path TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        evidence_digest TEXT,
+        CONSTRAINT releases_once UNIQUE (session_id, resource_path)
+      )`,
+      'CREATE INDEX releases_at ON releases (at)',
+    ],
+    sqlite: [],
+    postgres: [],
+  },
+  {
+    version: 5,
+    name: 'console',
+    common: [
+      // One row per attestation attempt that reached the evidence, with the appraised claims and
+      // the trust report (JSON) for the console; the audit log stays the record of the decision.
+      `CREATE TABLE attestations (
+        id TEXT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        tee TEXT NOT NULL,
+        platform TEXT,
+        verdict TEXT NOT NULL CHECK (verdict IN ('allow', 'deny')),
+        policy TEXT,
+        rule TEXT,
+        problem TEXT,
+        detail TEXT,
+        evidence_digest TEXT,
+        binding TEXT,
+        claims TEXT,
+        report TEXT,
+        remote TEXT
+      )`,
+      'CREATE INDEX attestations_at ON attestations (at)',
+      // Web console sessions: the id is SHA-256 of the cookie, never the cookie itself.
+      `CREATE TABLE console_sessions (
+        id TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+      'CREATE INDEX console_sessions_expires_at ON console_sessions (expires_at)',
+    ],
+    sqlite: [],
+    postgres: [],
+  },
+  {
+    // Volume keys, trusted keys (reference-value signers, pinned TPM AKs, TPM AK roots) and
+    // signed reference-value documents (src/broker/volumes.ts, src/broker/refvalues.ts).
+    version: 3,
+    name: 'volumes-trust-refvalues',
+    common: [
+      `CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        label TEXT,
+        identity TEXT NOT NULL,
+        policy_text TEXT NOT NULL,
+        policy_sha256 TEXT NOT NULL,
+        kek_id TEXT NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        iv BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        tag BLOB NOT NULL,
+        alg TEXT NOT NULL,
+        key_version INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'revoked')),
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        updated_by TEXT NOT NULL,
+        revoked_at BIGINT,
+        revoked_by TEXT
+      )`,
+      `CREATE TABLE trusted_keys (
+        purpose TEXT NOT NULL CHECK (purpose IN ('reference-signer', 'tpm-ak', 'tpm-ak-root')),
+        name TEXT NOT NULL,
+        pem TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (purpose, name)
+      )`,
+      `CREATE TABLE reference_values (
+        name TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        image_version TEXT NOT NULL,
+        jws TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        updated_by TEXT NOT NULL
+      )`,
+    ],
+    sqlite: [],
+    postgres: [],
+  },
+  {
+    version: 4,
+    name: 'kek registry',
+    common: [
+      // Every KEK the store has used, where it lives (never its value, never a PIN) and its state:
+      // one `current` (the partial unique index), older ones `retiring` while rotate-kek re-wraps
+      // their data keys, `retired` when none is left.
+      `CREATE TABLE keks (
+        id TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('current', 'retiring', 'retired')),
+        created_at BIGINT NOT NULL,
+        retired_at BIGINT
+      )`,
+      "CREATE UNIQUE INDEX keks_one_current ON keks (state) WHERE state = 'current'",
+      'CREATE INDEX secrets_kek_id ON secrets (kek_id)',
+    ],
+    sqlite: [
+      // A secret is never (re)written under a retired KEK: a put that wrapped under the old KEK
+      // just before the rotation finished fails rather than leave a key no one keeps.
+      "CREATE TRIGGER secrets_kek_not_retired_insert BEFORE INSERT ON secrets WHEN EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') BEGIN SELECT RAISE(ABORT, 'the KEK is retired'); END",
+      "CREATE TRIGGER secrets_kek_not_retired_update BEFORE UPDATE ON secrets WHEN EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') BEGIN SELECT RAISE(ABORT, 'the KEK is retired'); END",
+    ],
+    postgres: [
+      `CREATE FUNCTION secrets_kek_not_retired() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') THEN
+            RAISE EXCEPTION 'the KEK % is retired', NEW.kek_id;
+          END IF;
+          RETURN NEW;
+        END $$`,
+      'CREATE TRIGGER secrets_kek_not_retired BEFORE INSERT OR UPDATE ON secrets FOR EACH ROW EXECUTE FUNCTION secrets_kek_not_retired()',
+    ],
+  },
 ];

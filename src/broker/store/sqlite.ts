@@ -5,24 +5,38 @@ import { PRIVATE_FILE_MODE, touchPrivateFile } from '../files.js';
 import { MIGRATIONS } from './migrations.js';
 import type {
   AttestationOutcome,
+  AttestationQuery,
+  AttestationRecord,
+  AttestationSummary,
+  ConsoleSessionRecord,
+  KekRecord,
   AuditInput,
   AuditQuery,
   AuditRecord,
   PolicyRecord,
+  ReleaseRecord,
   Role,
   SecretMeta,
   SecretRecord,
   SessionRecord,
   Store,
   TokenRecord,
+  TrustPurpose,
+  TrustedKeyRecord,
+  ReferenceValuesRecord,
+  VolumeMeta,
+  VolumeRecord,
+  VolumeRekey,
 } from './types.js';
 
 type Row = Record<string, unknown>;
 
+// Row mappers (snake_case columns to records) are exported for the PostgreSQL store: one schema, one mapping.
+
 const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
 const text = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
 
-function sessionFrom(r: Row): SessionRecord {
+export function sessionFrom(r: Row): SessionRecord {
   const s: SessionRecord = {
     id: String(r.id),
     tee: String(r.tee),
@@ -48,7 +62,7 @@ function sessionFrom(r: Row): SessionRecord {
   return s;
 }
 
-function secretMetaFrom(r: Row): SecretMeta {
+export function secretMetaFrom(r: Row): SecretMeta {
   return {
     path: String(r.path),
     kekId: String(r.kek_id),
@@ -62,7 +76,7 @@ function secretMetaFrom(r: Row): SecretMeta {
   };
 }
 
-function policyFrom(r: Row): PolicyRecord {
+export function policyFrom(r: Row): PolicyRecord {
   return {
     prefix: String(r.prefix),
     policyId: String(r.policy_id),
@@ -74,7 +88,7 @@ function policyFrom(r: Row): PolicyRecord {
   };
 }
 
-function tokenFrom(r: Row): TokenRecord {
+export function tokenFrom(r: Row): TokenRecord {
   return {
     id: String(r.id),
     hash: String(r.hash),
@@ -86,13 +100,104 @@ function tokenFrom(r: Row): TokenRecord {
   };
 }
 
-function auditFrom(r: Row): AuditRecord {
+export function auditFrom(r: Row): AuditRecord {
   const out: AuditRecord = { seq: Number(r.seq), at: Number(r.at), actor: String(r.actor), action: String(r.action), verdict: String(r.verdict) as AuditRecord['verdict'] };
   for (const [k, col] of [['resource', 'resource'], ['evidenceDigest', 'evidence_digest'], ['rule', 'rule'], ['problem', 'problem'], ['detail', 'detail'], ['remote', 'remote']] as const) {
     const v = r[col];
     if (v !== null && v !== undefined) out[k] = String(v);
   }
   return out;
+}
+
+export function kekFrom(r: Row): KekRecord {
+  return { id: String(r.id), spec: String(r.spec), state: String(r.state) as KekRecord['state'], createdAt: Number(r.created_at), ...(r.retired_at !== null && r.retired_at !== undefined ? { retiredAt: Number(r.retired_at) } : {}) };
+}
+
+export function releaseFrom(r: Row): ReleaseRecord {
+  return { sessionId: String(r.session_id), resourcePath: String(r.resource_path), at: Number(r.at), ...(r.evidence_digest !== null && r.evidence_digest !== undefined ? { evidenceDigest: String(r.evidence_digest) } : {}) };
+}
+
+const ATTESTATION_FIELDS = [
+  ['platform', 'platform'],
+  ['policy', 'policy'],
+  ['rule', 'rule'],
+  ['problem', 'problem'],
+  ['detail', 'detail'],
+  ['evidenceDigest', 'evidence_digest'],
+  ['binding', 'binding'],
+  ['claims', 'claims'],
+  ['report', 'report'],
+  ['remote', 'remote'],
+] as const;
+
+export function attestationFrom(r: Row): AttestationRecord {
+  const out: AttestationRecord = { id: String(r.id), at: Number(r.at), actor: String(r.actor), tee: String(r.tee), verdict: String(r.verdict) as AttestationRecord['verdict'] };
+  for (const [k, col] of ATTESTATION_FIELDS) {
+    const v = r[col];
+    if (v !== null && v !== undefined) out[k] = String(v);
+  }
+  return out;
+}
+
+export function consoleSessionFrom(r: Row): ConsoleSessionRecord {
+  return { id: String(r.id), tokenId: String(r.token_id), createdAt: Number(r.created_at), expiresAt: Number(r.expires_at) };
+}
+
+/** The WHERE clause and arguments of an attestation query (portable SQL, `?` placeholders). */
+export function attestationWhere(q: AttestationQuery): { where: string; args: (string | number)[] } {
+  const w: string[] = [];
+  const args: (string | number)[] = [];
+  if (q.since !== undefined) {
+    w.push('at >= ?');
+    args.push(q.since);
+  }
+  if (q.until !== undefined) {
+    w.push('at < ?');
+    args.push(q.until);
+  }
+  if (q.verdict !== undefined) {
+    w.push('verdict = ?');
+    args.push(q.verdict);
+  }
+  if (q.platform !== undefined) {
+    w.push('platform = ?');
+    args.push(q.platform);
+  }
+  return { where: w.length > 0 ? `WHERE ${w.join(' AND ')}` : '', args };
+}
+
+export const ATTESTATION_SUMMARY_COLUMNS = 'id, at, actor, tee, platform, verdict, policy, rule, problem, detail, evidence_digest, binding, remote';
+
+export function volumeMetaFrom(r: Row): VolumeMeta {
+  return {
+    id: String(r.id),
+    identity: String(r.identity),
+    policyText: String(r.policy_text),
+    policySha256: String(r.policy_sha256),
+    kekId: String(r.kek_id),
+    alg: String(r.alg),
+    keyVersion: Number(r.key_version),
+    state: String(r.state) as VolumeMeta['state'],
+    createdAt: Number(r.created_at),
+    createdBy: String(r.created_by),
+    updatedAt: Number(r.updated_at),
+    updatedBy: String(r.updated_by),
+    ...(r.label !== null && r.label !== undefined ? { label: String(r.label) } : {}),
+    ...(r.revoked_at !== null && r.revoked_at !== undefined ? { revokedAt: Number(r.revoked_at) } : {}),
+    ...(r.revoked_by !== null && r.revoked_by !== undefined ? { revokedBy: String(r.revoked_by) } : {}),
+  };
+}
+
+export function volumeFrom(r: Row): VolumeRecord {
+  return { ...volumeMetaFrom(r), wrappedKey: Buffer.from(r.wrapped_key as Uint8Array), iv: Buffer.from(r.iv as Uint8Array), ciphertext: Buffer.from(r.ciphertext as Uint8Array), tag: Buffer.from(r.tag as Uint8Array) };
+}
+
+export function trustedKeyFrom(r: Row): TrustedKeyRecord {
+  return { purpose: String(r.purpose) as TrustPurpose, name: String(r.name), pem: String(r.pem), sha256: String(r.sha256), createdAt: Number(r.created_at), createdBy: String(r.created_by) };
+}
+
+export function referenceValuesFrom(r: Row): ReferenceValuesRecord {
+  return { name: String(r.name), imageId: String(r.image_id), imageVersion: String(r.image_version), jws: String(r.jws), sha256: String(r.sha256), signer: String(r.signer), updatedAt: Number(r.updated_at), updatedBy: String(r.updated_by) };
 }
 
 /**
@@ -148,7 +253,7 @@ export class SqliteStore implements Store {
     const newest = Math.max(0, ...applied);
     if (newest > known) throw new CofferError('STORE_TOO_NEW', `the database has schema version ${newest}, newer than this broker knows (${known}): upgrade Coffer`);
     const done: number[] = [];
-    for (const m of MIGRATIONS) {
+    for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         for (const sql of [...m.common, ...m.sqlite]) this.db.exec(sql);
@@ -324,6 +429,115 @@ export class SqliteStore implements Store {
       .run(r.at, r.actor, r.action, r.resource ?? null, r.evidenceDigest ?? null, r.verdict, r.rule ?? null, r.problem ?? null, r.detail ?? null, r.remote ?? null);
   }
 
+  async recordRelease(r: ReleaseRecord, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      () => this.db.prepare('INSERT INTO releases (session_id, resource_path, at, evidence_digest) VALUES (?, ?, ?, ?) ON CONFLICT (session_id, resource_path) DO NOTHING').run(r.sessionId, r.resourcePath, r.at, r.evidenceDigest ?? null).changes === 1,
+      audit,
+    );
+  }
+
+  async listReleases(q: { sessionId?: string; limit?: number } = {}): Promise<ReleaseRecord[]> {
+    const limit = Math.min(Math.max(1, q.limit ?? 1000), 100_000);
+    const rows = (q.sessionId === undefined
+      ? this.db.prepare(`SELECT * FROM releases ORDER BY at, session_id, resource_path LIMIT ${limit}`).all()
+      : this.db.prepare(`SELECT * FROM releases WHERE session_id = ? ORDER BY at, resource_path LIMIT ${limit}`).all(q.sessionId)) as Row[];
+    return rows.map(releaseFrom);
+  }
+
+  async recordAttestation(r: AttestationRecord): Promise<void> {
+    this.db
+      .prepare('INSERT INTO attestations (id, at, actor, tee, platform, verdict, policy, rule, problem, detail, evidence_digest, binding, claims, report, remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(r.id, r.at, r.actor, r.tee, r.platform ?? null, r.verdict, r.policy ?? null, r.rule ?? null, r.problem ?? null, r.detail ?? null, r.evidenceDigest ?? null, r.binding ?? null, r.claims ?? null, r.report ?? null, r.remote ?? null);
+  }
+
+  async listAttestations(q: AttestationQuery): Promise<AttestationSummary[]> {
+    const { where, args } = attestationWhere(q);
+    const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
+    return (this.db.prepare(`SELECT ${ATTESTATION_SUMMARY_COLUMNS} FROM attestations ${where} ORDER BY at DESC, id LIMIT ${limit}`).all(...args) as Row[]).map(attestationFrom);
+  }
+
+  async recentAttestationClaims(limit: number): Promise<AttestationRecord[]> {
+    const n = Math.min(Math.max(1, limit), 1000);
+    return (this.db.prepare(`SELECT ${ATTESTATION_SUMMARY_COLUMNS}, claims FROM attestations WHERE claims IS NOT NULL ORDER BY at DESC, id LIMIT ${n}`).all() as Row[]).map(attestationFrom);
+  }
+
+  async getAttestation(id: string): Promise<AttestationRecord | undefined> {
+    const r = this.db.prepare('SELECT * FROM attestations WHERE id = ?').get(id) as Row | undefined;
+    return r ? attestationFrom(r) : undefined;
+  }
+
+  async createConsoleSession(s: ConsoleSessionRecord, audit?: AuditInput): Promise<void> {
+    this.changeAudited(() => this.db.prepare('INSERT INTO console_sessions (id, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(s.id, s.tokenId, s.createdAt, s.expiresAt).changes === 1, audit);
+  }
+
+  async getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined> {
+    const r = this.db.prepare('SELECT * FROM console_sessions WHERE id = ?').get(id) as Row | undefined;
+    return r ? consoleSessionFrom(r) : undefined;
+  }
+
+  async deleteConsoleSession(id: string, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(() => this.db.prepare('DELETE FROM console_sessions WHERE id = ?').run(id).changes === 1, audit);
+  }
+
+  async purgeConsoleSessions(before: number): Promise<number> {
+    return this.db.prepare('DELETE FROM console_sessions WHERE expires_at < ?').run(before).changes;
+  }
+
+  // ----- KEK registry (migration 4)
+
+  async listKeks(): Promise<KekRecord[]> {
+    return (this.db.prepare('SELECT * FROM keks ORDER BY created_at, id').all() as Row[]).map(kekFrom);
+  }
+
+  async getKek(id: string): Promise<KekRecord | undefined> {
+    const r = this.db.prepare('SELECT * FROM keks WHERE id = ?').get(id) as Row | undefined;
+    return r ? kekFrom(r) : undefined;
+  }
+
+  async initKek(k: { id: string; spec: string; at: number }, audit?: AuditInput): Promise<KekRecord> {
+    return this.db.transaction(() => {
+      const cur = this.db.prepare("SELECT * FROM keks WHERE state = 'current'").get() as Row | undefined;
+      if (cur) return kekFrom(cur);
+      if (this.db.prepare("SELECT state FROM keks WHERE id = ? AND state = 'retired'").get(k.id)) throw new CofferError('KEK_RETIRED', `KEK ${k.id} was retired by a rotation and cannot be used again`);
+      this.db.prepare("INSERT INTO keks (id, spec, state, created_at) VALUES (?, ?, 'current', ?) ON CONFLICT (id) DO UPDATE SET state = 'current', spec = excluded.spec").run(k.id, k.spec, k.at);
+      if (audit) this.insertAudit(audit);
+      return kekFrom(this.db.prepare('SELECT * FROM keks WHERE id = ?').get(k.id) as Row);
+    }).immediate();
+  }
+
+  async setCurrentKek(k: { id: string; spec: string; at: number }, audit?: AuditInput): Promise<boolean> {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT state FROM keks WHERE id = ?').get(k.id) as Row | undefined;
+      if (row?.state === 'current') return false;
+      if (row?.state === 'retired') throw new CofferError('KEK_RETIRED', `KEK ${k.id} was retired by a rotation and cannot be made current again`);
+      this.db.prepare("UPDATE keks SET state = 'retiring' WHERE state = 'current'").run();
+      if (row) this.db.prepare("UPDATE keks SET state = 'current', spec = ? WHERE id = ?").run(k.spec, k.id);
+      else this.db.prepare("INSERT INTO keks (id, spec, state, created_at) VALUES (?, ?, 'current', ?)").run(k.id, k.spec, k.at);
+      if (audit) this.insertAudit(audit);
+      return true;
+    }).immediate();
+  }
+
+  async rewrapSecret(path: string, from: { kekId: string; wrappedKey: Buffer }, to: { kekId: string; wrappedKey: Buffer }, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      () => this.db.prepare('UPDATE secrets SET kek_id = ?, wrapped_key = ? WHERE path = ? AND kek_id = ? AND wrapped_key = ?').run(to.kekId, to.wrappedKey, path, from.kekId, from.wrappedKey).changes === 1,
+      audit,
+    );
+  }
+
+  async countSecretsByKek(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of this.db.prepare('SELECT kek_id, COUNT(*) AS n FROM secrets GROUP BY kek_id').all() as Row[]) out[String(r.kek_id)] = Number(r.n);
+    return out;
+  }
+
+  async retireKek(id: string, at: number, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      () => this.db.prepare("UPDATE keks SET state = 'retired', retired_at = ? WHERE id = ? AND state = 'retiring' AND NOT EXISTS (SELECT 1 FROM secrets WHERE kek_id = ?)").run(at, id, id).changes === 1,
+      audit,
+    );
+  }
+
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
     const where: string[] = [];
     const args: (string | number)[] = [];
@@ -358,6 +572,104 @@ export class SqliteStore implements Store {
     const limit = Math.min(Math.max(1, q.limit ?? 100), 1000);
     const sql = `SELECT * FROM audit ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ${limit}`;
     return (this.db.prepare(sql).all(...args) as Row[]).map(auditFrom);
+  }
+
+  async createVolume(v: VolumeRecord, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      () =>
+        this.db
+          .prepare(
+            `INSERT INTO volumes (id, label, identity, policy_text, policy_sha256, kek_id, wrapped_key, iv, ciphertext, tag, alg, key_version, state, created_at, created_by, updated_at, updated_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+          )
+          .run(v.id, v.label ?? null, v.identity, v.policyText, v.policySha256, v.kekId, v.wrappedKey, v.iv, v.ciphertext, v.tag, v.alg, v.keyVersion, v.state, v.createdAt, v.createdBy, v.updatedAt, v.updatedBy).changes === 1,
+      audit,
+    );
+  }
+
+  async rekeyVolume(id: string, r: VolumeRekey, audit?: AuditInput): Promise<VolumeMeta | undefined> {
+    return this.db.transaction((): VolumeMeta | undefined => {
+      const changed = this.db
+        .prepare(
+          `UPDATE volumes SET identity = ?, policy_text = ?, policy_sha256 = ?, kek_id = ?, wrapped_key = ?, iv = ?, ciphertext = ?, tag = ?, alg = ?,
+             label = COALESCE(?, label), key_version = key_version + 1, updated_at = ?, updated_by = ? WHERE id = ? AND state = 'active'`,
+        )
+        .run(r.identity, r.policyText, r.policySha256, r.kekId, r.wrappedKey, r.iv, r.ciphertext, r.tag, r.alg, r.label ?? null, r.updatedAt, r.updatedBy, id).changes;
+      if (changed !== 1) return undefined;
+      const m = volumeMetaFrom(this.db.prepare('SELECT * FROM volumes WHERE id = ?').get(id) as Row);
+      if (audit) this.insertAudit({ ...audit, ...(audit.detail !== undefined ? { detail: audit.detail.replace('{version}', String(m.keyVersion)) } : {}) });
+      return m;
+    }).immediate();
+  }
+
+  async getVolume(id: string): Promise<VolumeRecord | undefined> {
+    const r = this.db.prepare('SELECT * FROM volumes WHERE id = ?').get(id) as Row | undefined;
+    return r ? volumeFrom(r) : undefined;
+  }
+
+  async listVolumes(): Promise<VolumeMeta[]> {
+    const cols = 'id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by';
+    return (this.db.prepare(`SELECT ${cols} FROM volumes ORDER BY id`).all() as Row[]).map(volumeMetaFrom);
+  }
+
+  async revokeVolume(id: string, at: number, by: string, audit?: AuditInput): Promise<boolean> {
+    const empty = Buffer.alloc(0);
+    return this.changeAudited(
+      () =>
+        this.db
+          .prepare("UPDATE volumes SET state = 'revoked', wrapped_key = ?, iv = ?, ciphertext = ?, tag = ?, revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? WHERE id = ? AND state = 'active'")
+          .run(empty, empty, empty, empty, at, by, at, by, id).changes === 1,
+      audit,
+    );
+  }
+
+  async putTrustedKey(k: TrustedKeyRecord, audit?: AuditInput): Promise<void> {
+    this.changeAudited(() => {
+      this.db
+        .prepare(
+          `INSERT INTO trusted_keys (purpose, name, pem, sha256, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (purpose, name) DO UPDATE SET pem = excluded.pem, sha256 = excluded.sha256, created_at = excluded.created_at, created_by = excluded.created_by`,
+        )
+        .run(k.purpose, k.name, k.pem, k.sha256, k.createdAt, k.createdBy);
+      return true;
+    }, audit);
+  }
+
+  async listTrustedKeys(purpose?: TrustPurpose): Promise<TrustedKeyRecord[]> {
+    const rows = (purpose === undefined
+      ? this.db.prepare('SELECT * FROM trusted_keys ORDER BY purpose, name').all()
+      : this.db.prepare('SELECT * FROM trusted_keys WHERE purpose = ? ORDER BY name').all(purpose)) as Row[];
+    return rows.map(trustedKeyFrom);
+  }
+
+  async deleteTrustedKey(purpose: TrustPurpose, name: string, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(() => this.db.prepare('DELETE FROM trusted_keys WHERE purpose = ? AND name = ?').run(purpose, name).changes === 1, audit);
+  }
+
+  async putReferenceValues(r: ReferenceValuesRecord, audit?: AuditInput): Promise<void> {
+    this.changeAudited(() => {
+      this.db
+        .prepare(
+          `INSERT INTO reference_values (name, image_id, image_version, jws, sha256, signer, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id, image_version = excluded.image_version, jws = excluded.jws, sha256 = excluded.sha256,
+             signer = excluded.signer, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+        )
+        .run(r.name, r.imageId, r.imageVersion, r.jws, r.sha256, r.signer, r.updatedAt, r.updatedBy);
+      return true;
+    }, audit);
+  }
+
+  async getReferenceValues(name: string): Promise<ReferenceValuesRecord | undefined> {
+    const r = this.db.prepare('SELECT * FROM reference_values WHERE name = ?').get(name) as Row | undefined;
+    return r ? referenceValuesFrom(r) : undefined;
+  }
+
+  async listReferenceValues(): Promise<ReferenceValuesRecord[]> {
+    return (this.db.prepare('SELECT * FROM reference_values ORDER BY name').all() as Row[]).map(referenceValuesFrom);
+  }
+
+  async deleteReferenceValues(name: string, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(() => this.db.prepare('DELETE FROM reference_values WHERE name = ?').run(name).changes === 1, audit);
   }
 }
 

@@ -134,6 +134,163 @@ export interface AuditQuery {
   scope?: string;
 }
 
+/** A resource handed out to an attested session: at most one per (sessionId, resourcePath). */
+export interface ReleaseRecord {
+  sessionId: string;
+  resourcePath: string;
+  at: number;
+  evidenceDigest?: string;
+}
+
+/**
+ * One attestation attempt that reached the evidence (allowed or refused), kept for the console:
+ * the appraised claims and the trust report as JSON. Never holds a cookie, key or token.
+ */
+export interface AttestationRecord {
+  /** Random id (hex). */
+  id: string;
+  at: number;
+  /** `session:<id prefix>`. */
+  actor: string;
+  /** The KBS `tee` of the session (`snp`). */
+  tee: string;
+  /** The platform the claims name, e.g. `sev-snp Milan`. */
+  platform?: string;
+  verdict: Verdict;
+  /** `id@version` of the attestation policy that was evaluated. */
+  policy?: string;
+  /** The rule or check that refused (or, allowed, the policy). */
+  rule?: string;
+  problem?: string;
+  detail?: string;
+  evidenceDigest?: string;
+  /** Hex of the runtime-data hash the evidence had to carry (the nonce a re-appraisal checks). */
+  binding?: string;
+  /** Claims (JSON of the common claims model), when the evidence verified. */
+  claims?: string;
+  /** Trust report (JSON, appraisal/trust.ts), when the evidence verified. */
+  report?: string;
+  remote?: string;
+}
+
+export type AttestationSummary = Omit<AttestationRecord, 'claims' | 'report'>;
+
+export interface AttestationQuery {
+  since?: number;
+  until?: number;
+  verdict?: Verdict;
+  platform?: string;
+  /** Newest first; default 100, at most 1000. */
+  limit?: number;
+}
+
+/** A web console session: the id is SHA-256 (hex) of the cookie; the token is re-checked on every request. */
+export interface ConsoleSessionRecord {
+  id: string;
+  tokenId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/**
+ * A provisioned volume (disk) key: 32 random bytes under envelope encryption (the same sealing
+ * as secrets, with the resource path `volumes/<id>/key` as associated data), released only to a
+ * VM that passes `policyText`, a release policy generated from `identity`. Migration 3.
+ */
+export type VolumeState = 'active' | 'revoked';
+
+export interface VolumeRecord {
+  id: string;
+  label?: string;
+  /** The VM identity it was provisioned for (JSON, as the admin API took it). */
+  identity: string;
+  /** The release policy generated from the identity (JSON text of the policy language). */
+  policyText: string;
+  policySha256: string;
+  kekId: string;
+  wrappedKey: Buffer;
+  iv: Buffer;
+  ciphertext: Buffer;
+  tag: Buffer;
+  alg: string;
+  /** 1 when provisioned, +1 at each re-provisioning (the old key is gone). */
+  keyVersion: number;
+  state: VolumeState;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+  revokedAt?: number;
+  revokedBy?: string;
+}
+
+/** What the admin API shows of a volume: never the key material. */
+export type VolumeMeta = Omit<VolumeRecord, 'wrappedKey' | 'iv' | 'ciphertext' | 'tag'>;
+
+/** A new key (and possibly identity) for an active volume. */
+export interface VolumeRekey {
+  identity: string;
+  policyText: string;
+  policySha256: string;
+  kekId: string;
+  wrappedKey: Buffer;
+  iv: Buffer;
+  ciphertext: Buffer;
+  tag: Buffer;
+  alg: string;
+  label?: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/**
+ * What a trusted key is trusted for: signing reference-value documents, being a pinned TPM
+ * attestation key, or being a root for TPM AK certificates. Migration 3.
+ */
+export type TrustPurpose = 'reference-signer' | 'tpm-ak' | 'tpm-ak-root';
+export const TRUST_PURPOSES: readonly TrustPurpose[] = ['reference-signer', 'tpm-ak', 'tpm-ak-root'];
+
+export interface TrustedKeyRecord {
+  purpose: TrustPurpose;
+  name: string;
+  /** The key or certificate as given (PEM, or a JWK as JSON): public material only. */
+  pem: string;
+  /** SHA-256 (hex) of the DER SubjectPublicKeyInfo (or of the certificate for tpm-ak-root). */
+  sha256: string;
+  createdAt: number;
+  createdBy: string;
+}
+
+/** A signed reference-value document (the JWS the image build produces), by an admin-chosen name. Migration 3. */
+export interface ReferenceValuesRecord {
+  name: string;
+  imageId: string;
+  imageVersion: string;
+  jws: string;
+  /** SHA-256 (hex) of the JWS text. */
+  sha256: string;
+  /** Name of the trusted reference-signer key that verified it when it was stored. */
+  signer: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/** Where a KEK is in its life: new data keys are wrapped by the one `current` KEK. */
+export type KekState = 'current' | 'retiring' | 'retired';
+
+/**
+ * A key-encryption key the store knows about (migration 4, table `keks`). `spec` says where the
+ * key lives (`file:/path`, `pkcs11:module=...;token=...;label=...;id=...`): never key material,
+ * never a PIN. Every broker on the store opens a KEK from its spec when a secret names its id.
+ */
+export interface KekRecord {
+  id: string;
+  spec: string;
+  state: KekState;
+  createdAt: number;
+  retiredAt?: number;
+}
+
 export interface Store {
   readonly kind: string;
   /** Applies pending migrations; returns the versions applied now. */
@@ -175,4 +332,87 @@ export interface Store {
 
   appendAudit(r: AuditInput): Promise<void>;
   queryAudit(q: AuditQuery): Promise<AuditRecord[]>;
+
+  /**
+   * Records a release with its audit record in one transaction, before the secret leaves the
+   * broker. False (nothing written) when this session already had this resource: a unique key
+   * decides, so two replicas racing on one session cannot both release.
+   */
+  recordRelease(r: ReleaseRecord, audit?: AuditInput): Promise<boolean>;
+  /** Releases, oldest first; `sessionId` narrows to one session. */
+  listReleases(q?: { sessionId?: string; limit?: number }): Promise<ReleaseRecord[]>;
+
+  /** Records an attestation attempt for the console (attestations, migration 5). */
+  recordAttestation(r: AttestationRecord): Promise<void>;
+  /** Newest first, without claims and report. */
+  listAttestations(q: AttestationQuery): Promise<AttestationSummary[]>;
+  /** Newest first, with claims (no report): the evidence a draft policy is tested against. */
+  recentAttestationClaims(limit: number): Promise<AttestationRecord[]>;
+  getAttestation(id: string): Promise<AttestationRecord | undefined>;
+
+  /** Console sessions (migration 5); the audit record is written in the same transaction. */
+  createConsoleSession(s: ConsoleSessionRecord, audit?: AuditInput): Promise<void>;
+  getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined>;
+  /** The audit record is written only when a session was deleted. */
+  deleteConsoleSession(id: string, audit?: AuditInput): Promise<boolean>;
+  /** Deletes console sessions that expired before `before`. */
+  purgeConsoleSessions(before: number): Promise<number>;
+
+  // Volumes, trusted keys and reference values (migration 3). Change methods write their audit
+  // record in the change's transaction, and only when something changed.
+
+  /** False (nothing written) when a volume with this id exists, active or revoked: ids are never reused. */
+  createVolume(v: VolumeRecord, audit?: AuditInput): Promise<boolean>;
+  /**
+   * Replaces an active volume's key (keyVersion + 1) and identity; undefined when there is no
+   * active volume `id`. The audit detail may name the new version as `{version}`.
+   */
+  rekeyVolume(id: string, r: VolumeRekey, audit?: AuditInput): Promise<VolumeMeta | undefined>;
+  getVolume(id: string): Promise<VolumeRecord | undefined>;
+  listVolumes(): Promise<VolumeMeta[]>;
+  /** active → revoked, erasing the key material (zero-length columns); false when not active. */
+  revokeVolume(id: string, at: number, by: string, audit?: AuditInput): Promise<boolean>;
+
+  /** Creates or replaces the key (purpose, name). */
+  putTrustedKey(k: TrustedKeyRecord, audit?: AuditInput): Promise<void>;
+  listTrustedKeys(purpose?: TrustPurpose): Promise<TrustedKeyRecord[]>;
+  deleteTrustedKey(purpose: TrustPurpose, name: string, audit?: AuditInput): Promise<boolean>;
+
+  /** Creates or replaces the document `name`. */
+  putReferenceValues(r: ReferenceValuesRecord, audit?: AuditInput): Promise<void>;
+  getReferenceValues(name: string): Promise<ReferenceValuesRecord | undefined>;
+  listReferenceValues(): Promise<ReferenceValuesRecord[]>;
+  deleteReferenceValues(name: string, audit?: AuditInput): Promise<boolean>;
+
+  // ----- KEK registry and rotation (migration 4). The change methods append their audit record
+  // in the change's transaction, and only when something changed.
+
+  listKeks(): Promise<KekRecord[]>;
+  getKek(id: string): Promise<KekRecord | undefined>;
+  /**
+   * First start: records `k` as the current KEK when no KEK is current. Returns the current KEK
+   * either way (`k`, or the one another process recorded first).
+   */
+  initKek(k: { id: string; spec: string; at: number }, audit?: AuditInput): Promise<KekRecord>;
+  /**
+   * Makes `k` the current KEK, inserting it when new; the previous current one becomes
+   * `retiring`. One transaction. False (nothing written) when `k` is current already. Throws
+   * CofferError KEK_RETIRED when `k` is retired: a retired KEK never comes back.
+   */
+  setCurrentKek(k: { id: string; spec: string; at: number }, audit?: AuditInput): Promise<boolean>;
+  /**
+   * Compare-and-swap of one secret's wrapped data key: sets (kek_id, wrapped_key) to `to` only if
+   * they still equal `from` (a concurrent put changes wrapped_key: then false, nothing written).
+   * Value, version and updated_* stay as they are: the secret did not change.
+   */
+  rewrapSecret(path: string, from: { kekId: string; wrappedKey: Buffer }, to: { kekId: string; wrappedKey: Buffer }, audit?: AuditInput): Promise<boolean>;
+  /** Number of secrets per KEK id. */
+  countSecretsByKek(): Promise<Record<string, number>>;
+  /**
+   * retiring → retired, only if no secret's data key is wrapped by it (checked in the same
+   * statement); false otherwise. Once retired, the schema refuses any secret written under it
+   * (a trigger). PostgreSQL: take `LOCK TABLE secrets IN SHARE MODE` in the transaction before
+   * the conditional UPDATE, so a put in flight commits (or waits) before the check reads.
+   */
+  retireKek(id: string, at: number, audit?: AuditInput): Promise<boolean>;
 }

@@ -1,4 +1,6 @@
 import type { Claims } from '../../evidence/claims-model.js';
+import type { KeyObject } from 'node:crypto';
+import type { TrustAnchor } from '../../pki/chain.js';
 import type { ProductAnchor } from '../../pki/roots.js';
 
 /** What a TEE verifier gets besides the evidence: the time and the trust anchors. */
@@ -6,6 +8,13 @@ export interface TeeVerifyContext {
   at: Date;
   /** SEV-SNP ARKs; the pinned AMD roots unless a test passes its own in-process. */
   snpRoots: readonly ProductAnchor[];
+  /**
+   * The 64-byte report data this session's runtime-data must produce, for verifiers that check
+   * the binding inside the evidence (a TPM quote's extraData); the broker compares it again.
+   */
+  expectedReportData?: Buffer;
+  /** TPM attestation keys the operator trusts: pinned AK public keys and AK certificate roots. */
+  tpm?: { pinnedAks: readonly KeyObject[]; akRoots: readonly TrustAnchor[] };
 }
 
 export interface TeeVerified {

@@ -1,0 +1,211 @@
+// TLS of a real broker: the generated self-signed certificate (ECDSA P-256, SANs, 0600, reused
+// on restart, fingerprint as openssl computes it, a handshake `openssl s_client` verifies), real
+// HTTPS clients that trust it as a CA or pin its fingerprint; mutual TLS on the admin API with a
+// client CA made by openssl; plain HTTP on a non-loopback address refused.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request, type RequestOptions } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { brokerPaths, startBroker } from '../../src/broker/index.js';
+import { CofferError } from '../../src/errors.js';
+import { runCli } from '../helpers/cli.js';
+import { fakeRoots, startTestBroker, type TestBroker } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'coffer-tls-'));
+let tb: TestBroker;
+
+function openssl(args: string[], input?: string): string {
+  const r = spawnSync('openssl', args, { encoding: 'utf8', cwd: work, ...(input !== undefined ? { input } : {}) });
+  if (r.error) throw new Error('openssl is missing: apt-get install openssl');
+  assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** openssl without blocking the event loop (the broker answers in this same process). */
+function opensslAsync(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('openssl', args, { cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code, out }));
+    c.stdin.end('Q\n');
+  });
+}
+
+interface Got {
+  status: number;
+  body: string;
+  fingerprint: string;
+}
+
+function get(url: string, o: RequestOptions & { bearer?: string; pin?: string } = {}): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const { bearer, pin, ...rest } = o;
+    const req = request(
+      url,
+      {
+        ...rest,
+        headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+        ...(pin
+          ? {
+              rejectUnauthorized: false,
+              // Pinning instead of a CA: the connection is kept only if the certificate is the pinned one.
+              checkServerIdentity: (_h, cert) => (cert.fingerprint256 === pin ? undefined : new Error(`certificate ${cert.fingerprint256} is not the pinned one`)),
+            }
+          : {}),
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint: (res.socket as TLSSocket).getPeerCertificate().fingerprint256 }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+before(async () => {
+  tb = await startTestBroker(mkdtempSync(join(tmpdir(), 'coffer-tls-broker-')), { selfSignedTls: true });
+  // A client CA and certificates, made by openssl: the right client, and one from another CA.
+  const ext = join(work, 'client.ext');
+  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
+  for (const ca of ['ca', 'rogue']) {
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=${ca} client CA`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${ca}-client.key`, '-out', `${ca}-client.csr`, '-subj', '/CN=operator']);
+    openssl(['x509', '-req', '-in', `${ca}-client.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${ca}-client.pem`, '-days', '2', '-extfile', ext]);
+  }
+});
+after(async () => {
+  await tb.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('self-signed certificate: ECDSA P-256, SANs, 0600 under the home, fingerprint as openssl computes it, reused on restart', async () => {
+  assert.match(tb.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const info = tb.running.tls;
+  assert.ok(info?.selfSigned && info.created);
+  const certFile = join(tb.dir, 'tls-cert.pem');
+  assert.equal(info.certFile, certFile);
+  for (const f of ['tls-cert.pem', 'tls-key.pem']) assert.equal(statSync(join(tb.dir, f)).mode & 0o777, 0o600, f);
+  const text = openssl(['x509', '-in', certFile, '-noout', '-text']);
+  assert.match(text, /Public Key Algorithm: id-ecPublicKey/);
+  assert.match(text, /NIST CURVE: P-256|ASN1 OID: prime256v1/);
+  assert.match(text, /Signature Algorithm: ecdsa-with-SHA256/);
+  assert.match(text, /DNS:localhost/);
+  assert.match(text, /IP Address:127\.0\.0\.1/);
+  assert.match(text, /TLS Web Server Authentication/);
+  assert.match(text, /CA:FALSE/);
+  const fp = openssl(['x509', '-in', certFile, '-noout', '-fingerprint', '-sha256']).trim().split('=')[1];
+  assert.equal(info.fingerprint, fp);
+  assert.match(readFileSync(join(tb.dir, 'tls-key.pem'), 'utf8'), /^-----BEGIN PRIVATE KEY-----\n/);
+
+  await tb.restart();
+  assert.equal(tb.running.tls?.created, false);
+  assert.equal(tb.running.tls?.fingerprint, fp, 'the same certificate after a restart');
+});
+
+test('real TLS: openssl s_client verifies it against the certificate; node https trusts it as CA or by pin; a wrong pin or no trust fails', async () => {
+  const certFile = join(tb.dir, 'tls-cert.pem');
+  const port = new URL(tb.url).port;
+  const ok = await opensslAsync(['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', certFile, '-verify_return_error', '-verify_hostname', 'localhost']);
+  assert.equal(ok.code, 0, ok.out);
+  assert.match(ok.out, /Verify return code: 0 \(ok\)/);
+  assert.match(ok.out, /Peer signature type: ECDSA/i);
+  // Negative twin: verified against another CA, the handshake is refused.
+  const bad = await opensslAsync(['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', join(work, 'ca.pem'), '-verify_return_error']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.out, /self[- ]signed certificate|verify error/i);
+
+  const fp = tb.running.tls?.fingerprint as string;
+  const viaCa = await get(`${tb.url}/healthz`, { ca: readFileSync(certFile) });
+  assert.equal(viaCa.status, 200);
+  assert.equal(viaCa.fingerprint, fp);
+  const viaLocalhost = await get(`https://localhost:${port}/healthz`, { ca: readFileSync(certFile) });
+  assert.equal(viaLocalhost.status, 200);
+  assert.equal((await get(`${tb.url}/healthz`, { pin: fp })).status, 200);
+  await assert.rejects(get(`${tb.url}/healthz`, { pin: fp.replace(/^../, fp.startsWith('00') ? '11' : '00') }), /not the pinned one/);
+  await assert.rejects(get(`${tb.url}/healthz`), /self[- ]signed|certificate/i);
+  // HSTS and the Secure cookie flag come with TLS.
+  const auth = await new Promise<string[]>((resolve, reject) => {
+    const req = request(`${tb.url}/kbs/v0/auth`, { method: 'POST', ca: readFileSync(certFile), headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve([String(res.headers['strict-transport-security']), String(res.headers['set-cookie'])]));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ version: '0.1.0', tee: 'snp' }));
+  });
+  assert.match(auth[0] as string, /max-age=/);
+  assert.match(auth[1] as string, /; Secure/);
+});
+
+test('mTLS: admin routes and /metrics need a client certificate from the client CA as well as the token; KBS routes do not', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-mtls-'));
+  const running = await startBroker({ paths: brokerPaths({ home: dir }), host: '127.0.0.1', port: 0, selfSignedTls: true, clientCaFile: join(work, 'ca.pem'), logStream: tb.logs, testOnlySnpRoots: fakeRoots() });
+  try {
+    const ca = readFileSync(join(dir, 'tls-cert.pem'));
+    const admin = readFileSync(running.paths.adminTokenFile, 'utf8').trim();
+    const client = { ca, cert: readFileSync(join(work, 'ca-client.pem')), key: readFileSync(join(work, 'ca-client.key')) };
+    const rogue = { ca, cert: readFileSync(join(work, 'rogue-client.pem')), key: readFileSync(join(work, 'rogue-client.key')) };
+
+    const ok = await get(`${running.url}/admin/v0/secrets`, { ...client, bearer: admin });
+    assert.equal(ok.status, 200, ok.body);
+    const noCert = await get(`${running.url}/admin/v0/secrets`, { ca, bearer: admin });
+    assert.equal(noCert.status, 401);
+    assert.equal((JSON.parse(noCert.body) as { code: string }).code, 'ADMIN_CLIENT_CERT');
+    assert.match(noCert.body, /no client certificate/);
+    const wrongCa = await get(`${running.url}/admin/v0/secrets`, { ...rogue, bearer: admin });
+    assert.equal(wrongCa.status, 401);
+    assert.match(wrongCa.body, /does not chain to the client CA/);
+    // The certificate adds to the token, it does not replace it.
+    const noToken = await get(`${running.url}/admin/v0/secrets`, client);
+    assert.equal(noToken.status, 401);
+    assert.equal((JSON.parse(noToken.body) as { code: string }).code, 'ADMIN_NO_TOKEN');
+    assert.equal((await get(`${running.url}/metrics`, { ca, bearer: admin })).status, 401);
+    assert.equal((await get(`${running.url}/metrics`, { ...client, bearer: admin })).status, 200);
+    // KBS and health without any client certificate.
+    assert.equal((await get(`${running.url}/.well-known/jwks.json`, { ca })).status, 200);
+    assert.equal((await get(`${running.url}/healthz`, { ca })).status, 200);
+    const kbs = await opensslAsync(['s_client', '-connect', new URL(running.url).host, '-CAfile', join(dir, 'tls-cert.pem'), '-verify_return_error']);
+    assert.match(kbs.out, /Acceptable client certificate CA names[\s\S]*ca client CA/, 'the server asks for a certificate from the client CA');
+    assert.equal(new X509Certificate(ca).fingerprint256, running.tls?.fingerprint);
+  } finally {
+    await running.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('refused: plain HTTP on a non-loopback address, --client-ca without TLS, a client CA that is not a certificate', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-bind-'));
+  try {
+    const paths = brokerPaths({ home: dir });
+    await assert.rejects(startBroker({ paths, host: '0.0.0.0', port: 0 }), (e: CofferError) => e.code === 'BROKER_INSECURE_BIND');
+    await assert.rejects(startBroker({ paths, host: '10.1.2.3', port: 0 }), (e: CofferError) => e.code === 'BROKER_INSECURE_BIND');
+    await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, clientCaFile: join(work, 'ca.pem') }), (e: CofferError) => e.code === 'USAGE');
+    writeFileSync(join(work, 'not-a-cert.pem'), 'hello');
+    await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, selfSignedTls: true, clientCaFile: join(work, 'not-a-cert.pem') }), (e: CofferError) => e.code === 'TLS_BAD_CLIENT_CA');
+    // Through the CLI: one line, exit 2.
+    const r = await runCli(['broker', 'serve', '--home', dir, '--listen', '0.0.0.0:0']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /refusing to serve plain HTTP on 0\.0\.0\.0/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    // With the self-signed certificate a wildcard bind is allowed; the certificate names the machine.
+    const running = await startBroker({ paths, host: '0.0.0.0', port: 0, selfSignedTls: true, logStream: tb.logs });
+    try {
+      assert.match(running.url, /^https:/);
+      const x = new X509Certificate(readFileSync(join(dir, 'tls-cert.pem')));
+      assert.match(x.subjectAltName ?? '', /DNS:localhost/);
+    } finally {
+      await running.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,206 @@
+// Provisioned volume keys over real HTTP and a real SQLite file, with the simulated SEV-SNP
+// attester: a provisioner makes a per-VM key bound to a launch measurement (and host data); only
+// a VM with that identity gets it, as a JWE it alone decrypts; re-provisioning needs an explicit
+// flag and destroys the old key; revocation erases it; refusals carry their problem type and an
+// audit record. Then the CLI (`coffer broker volume provision|list|revoke`) against the same broker.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { flattenedDecrypt, type FlattenedJWE } from 'jose';
+import { PROBLEM_BASE, type AuditRecord } from '../../src/broker/index.js';
+import { runCli } from '../helpers/cli.js';
+import { Attester, MEASUREMENT_A, MEASUREMENT_B, http, sessionCookie, startTestBroker, type Reply, type TestBroker } from './helpers.js';
+
+let tb: TestBroker;
+let admin: string;
+let provisioner: string;
+let auditor: string;
+const HOST_DATA = Buffer.alloc(32, 0x42);
+
+const kbs = (p: string) => `${tb.url}/kbs/v0/${p}`;
+const adm = (p: string) => `${tb.url}/admin/v0/${p}`;
+const A = MEASUREMENT_A.toString('hex');
+
+/** An attester whose reports carry HOST_DATA (set by the host at launch). */
+class HostDataAttester extends Attester {
+  constructor(
+    measurement: Buffer,
+    readonly hostData: Buffer,
+  ) {
+    super(measurement);
+  }
+  override evidence(boundTo: unknown, hash: 'sha256' | 'sha384' | 'sha512' = 'sha384'): Record<string, unknown> {
+    return super.evidence(boundTo, hash, { hostData: this.hostData } as never);
+  }
+}
+
+function assertProblem(r: Reply, status: number, type: string, code?: string): void {
+  assert.equal(r.status, status, `${r.status} ${r.text}`);
+  assert.equal(r.headers.get('content-type')?.split(';')[0], 'application/problem+json');
+  assert.equal(r.json.type, `${PROBLEM_BASE}${type}`, r.text);
+  if (code) assert.equal(r.json.code, code, r.text);
+}
+
+async function lastDenial(action: string, problem: string): Promise<AuditRecord> {
+  const recs = (await tb.running.broker.store.queryAudit({ action, verdict: 'deny', limit: 1000 })).filter((r) => r.problem === problem);
+  const last = recs.at(-1);
+  assert.ok(last, `no ${action} deny record with problem ${problem}`);
+  return last;
+}
+
+/** Attest as `att` and fetch `path`. */
+async function fetchAs(att: Attester, path: string): Promise<Reply> {
+  const auth = await http(kbs('auth'), { body: { version: '0.1.0', tee: 'snp', 'extra-params': '' } });
+  assert.equal(auth.status, 200, auth.text);
+  const cookie = sessionCookie(auth);
+  const r = await http(kbs('attest'), { body: await att.attestBody(auth.json.nonce as string), cookie });
+  assert.equal(r.status, 200, r.text);
+  return http(kbs(`resource/${path}`), { cookie });
+}
+
+async function keyOf(att: Attester, id: string): Promise<Buffer> {
+  const r = await fetchAs(att, `volumes/${id}/key`);
+  assert.equal(r.status, 200, r.text);
+  return Buffer.from((await flattenedDecrypt(r.json as unknown as FlattenedJWE, att.privateKey)).plaintext);
+}
+
+const provision = (bearer: string | undefined, body: unknown) => http(adm('volumes'), { method: 'POST', ...(bearer ? { bearer } : {}), body });
+
+before(async () => {
+  tb = await startTestBroker();
+  admin = readFileSync(tb.running.paths.adminTokenFile, 'utf8').trim();
+  provisioner = await tb.token('provisioner');
+  auditor = await tb.token('auditor');
+});
+after(async () => tb.cleanup());
+
+test('provision → only the VM with that measurement gets the 32-byte key, as a JWE it alone decrypts; metadata never shows it', async () => {
+  const r = await provision(provisioner, { id: 'vm-a', label: 'db disk', identity: { snp: { measurements: [A] } } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.id, 'vm-a');
+  assert.equal(r.json.path, 'volumes/vm-a/key');
+  assert.equal(r.json.keyVersion, 1);
+  assert.equal(r.json.state, 'active');
+  for (const k of ['wrappedKey', 'iv', 'ciphertext', 'tag', 'key', 'value']) assert.equal(r.json[k], undefined, `no ${k} in the reply`);
+  assert.match(r.json.policyText as string, /"sev-snp"/);
+
+  const att = new Attester(MEASUREMENT_A);
+  const key = await keyOf(att, 'vm-a');
+  assert.equal(key.length, 32);
+  assert.notDeepEqual(key, Buffer.alloc(32));
+
+  // The key is nowhere in the admin API's answers nor in the database file in clear.
+  const list = await http(adm('volumes'), { bearer: auditor });
+  assert.equal(list.status, 200, list.text);
+  assert.ok(!list.text.includes(key.toString('base64')) && !list.text.includes(key.toString('hex')));
+  assert.deepEqual((list.json.volumes as { id: string }[]).map((v) => v.id), ['vm-a']);
+  for (const f of [tb.running.paths.db, `${tb.running.paths.db}-wal`]) {
+    const bytes = existsSync(f) ? readFileSync(f) : Buffer.alloc(0);
+    assert.equal(bytes.indexOf(key), -1, `the volume key is not in ${f} in clear`);
+  }
+
+  // Another VM (other measurement): refused by the volume's generated policy, audited.
+  const other = await fetchAs(new Attester(MEASUREMENT_B), 'volumes/vm-a/key');
+  assertProblem(other, 403, 'policy-denied', 'KBS_POLICY_DENIED');
+  assert.equal(other.json.rule, 'measurement');
+  const rec = await lastDenial('kbs.resource', 'policy-denied');
+  assert.equal(rec.resource, 'volumes/vm-a/key');
+  assert.equal(rec.rule, 'measurement');
+});
+
+test('host data narrows the identity: the right measurement with other host data is refused', async () => {
+  const r = await provision(provisioner, { id: 'vm-h', identity: { snp: { measurements: [A], hostData: [HOST_DATA.toString('hex')] } } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await keyOf(new HostDataAttester(MEASUREMENT_A, HOST_DATA), 'vm-h')).length, 32);
+  const wrong = await fetchAs(new HostDataAttester(MEASUREMENT_A, Buffer.alloc(32, 0x43)), 'volumes/vm-h/key');
+  assertProblem(wrong, 403, 'policy-denied');
+  assert.equal(wrong.json.rule, 'workload.digest');
+  // Host data alone names no VM: the host chooses it.
+  assertProblem(await provision(provisioner, { id: 'vm-x', identity: { snp: { hostData: [HOST_DATA.toString('hex')] } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
+  assert.equal((await lastDenial('admin.volume.provision', 'bad-request')).resource, 'volumes/vm-x');
+});
+
+test('re-provisioning needs reprovision: true; the new key replaces the old one for good', async () => {
+  await provision(provisioner, { id: 'vm-r', identity: { snp: { measurements: [A] } } });
+  const att = new Attester(MEASUREMENT_A);
+  const k1 = await keyOf(att, 'vm-r');
+  const again = await provision(provisioner, { id: 'vm-r', identity: { snp: { measurements: [A] } } });
+  assertProblem(again, 409, 'conflict', 'VOLUME_EXISTS');
+  assert.match(again.json.detail as string, /unreadable/);
+  await lastDenial('admin.volume.provision', 'conflict');
+  const re = await provision(provisioner, { id: 'vm-r', identity: { snp: { measurements: [A] } }, reprovision: true });
+  assert.equal(re.status, 200, re.text);
+  assert.equal(re.json.keyVersion, 2);
+  const k2 = await keyOf(att, 'vm-r');
+  assert.notDeepEqual(k1, k2, 'a new key');
+  const allow = (await tb.running.broker.store.queryAudit({ action: 'admin.volume.reprovision', verdict: 'allow' })).at(-1);
+  assert.match(allow?.detail ?? '', /key version 2, the previous key is destroyed/);
+  assertProblem(await provision(provisioner, { id: 'vm-none', identity: { snp: { measurements: [A] } }, reprovision: true }), 404, 'not-found', 'VOLUME_NOT_FOUND');
+});
+
+test('revocation: never released again, key material erased, id never reused; audited', async () => {
+  await provision(admin, { id: 'vm-v', identity: { snp: { measurements: [A] } } });
+  const att = new Attester(MEASUREMENT_A);
+  assert.equal((await keyOf(att, 'vm-v')).length, 32);
+  const del = await http(adm('volumes/vm-v'), { method: 'DELETE', bearer: provisioner });
+  assert.equal(del.status, 204, del.text);
+  const allow = (await tb.running.broker.store.queryAudit({ action: 'admin.volume.revoke', verdict: 'allow' })).at(-1);
+  assert.equal(allow?.resource, 'volumes/vm-v');
+  const r = await fetchAs(att, 'volumes/vm-v/key');
+  assertProblem(r, 410, 'resource-revoked', 'KBS_VOLUME_REVOKED');
+  assert.equal((await lastDenial('kbs.resource', 'resource-revoked')).resource, 'volumes/vm-v/key');
+  const row = new Database(tb.running.paths.db, { readonly: true }).prepare('SELECT wrapped_key, ciphertext, state FROM volumes WHERE id = ?').get('vm-v') as { wrapped_key: Buffer; ciphertext: Buffer; state: string };
+  assert.equal(row.state, 'revoked');
+  assert.equal(row.wrapped_key.length + row.ciphertext.length, 0, 'the key material is erased');
+  assertProblem(await provision(admin, { id: 'vm-v', identity: { snp: { measurements: [A] } }, reprovision: true }), 410, 'resource-revoked', 'VOLUME_REVOKED');
+  assertProblem(await http(adm('volumes/vm-v'), { method: 'DELETE', bearer: admin }), 410, 'resource-revoked');
+  const meta = await http(adm('volumes/vm-v'), { bearer: auditor });
+  assert.equal(meta.status, 200);
+  assert.equal(meta.json.state, 'revoked');
+});
+
+test('refused: auditor cannot provision or revoke, missing token, out-of-scope provisioner, a secret in the volumes repository; all audited', async () => {
+  const body = { id: 'vm-z', identity: { snp: { measurements: [A] } } };
+  assertProblem(await provision(auditor, body), 403, 'forbidden', 'ADMIN_ROLE');
+  assert.match((await lastDenial('admin.volume.provision', 'forbidden')).actor, /^token:/);
+  assertProblem(await http(adm('volumes/vm-a'), { method: 'DELETE', bearer: auditor }), 403, 'forbidden', 'ADMIN_ROLE');
+  await lastDenial('admin.volume.revoke', 'forbidden');
+  assertProblem(await provision(undefined, body), 401, 'unauthorized', 'ADMIN_NO_TOKEN');
+  assert.equal((await lastDenial('admin.volume.provision', 'unauthorized')).actor, 'anonymous');
+  const scoped = await tb.token('provisioner', 'volumes/vm-s');
+  assert.equal((await provision(scoped, { id: 'vm-s', identity: { snp: { measurements: [A] } } })).status, 201);
+  assertProblem(await provision(scoped, body), 403, 'out-of-scope', 'ADMIN_SCOPE');
+  const seen = await http(adm('volumes'), { bearer: scoped });
+  assert.deepEqual((seen.json.volumes as { id: string }[]).map((v) => v.id), ['vm-s'], 'a scoped token lists only its volumes');
+  assertProblem(await http(adm('secrets/volumes/vm-a/key'), { method: 'PUT', bearer: admin, body: { value: Buffer.from('x').toString('base64') } }), 400, 'bad-request', 'SECRET_RESERVED_PATH');
+  assertProblem(await provision(admin, { id: '../x', identity: { snp: { measurements: [A] } } }), 400, 'bad-request');
+  assertProblem(await provision(admin, { id: 'vm-q', identity: { snp: { measurements: ['zz'] } } }), 400, 'bad-request');
+  assertProblem(await provision(admin, { id: 'vm-q', identity: {} }), 400, 'bad-request');
+  assertProblem(await fetchAs(new Attester(MEASUREMENT_A), 'volumes/vm-unknown/key'), 404, 'resource-not-found');
+});
+
+test('CLI: coffer broker volume provision | list | revoke', async () => {
+  const common = ['--url', tb.url, '--token-file', tb.running.paths.adminTokenFile];
+  const p = await runCli(['broker', 'volume', 'provision', 'vm-cli', '--snp-measurement', A, '--label', 'cli disk', '--json', ...common]);
+  assert.equal(p.code, 0, p.stderr);
+  const out = JSON.parse(p.stdout) as { ok: boolean; volume: { id: string; keyVersion: number } };
+  assert.equal(out.volume.id, 'vm-cli');
+  assert.equal(out.volume.keyVersion, 1);
+  const again = await runCli(['broker', 'volume', 'provision', 'vm-cli', '--snp-measurement', A, ...common]);
+  assert.equal(again.code, 1, again.stdout);
+  assert.match(again.stderr, /VOLUME_EXISTS|--reprovision/);
+  const re = await runCli(['broker', 'volume', 'provision', 'vm-cli', '--snp-measurement', A, '--reprovision', ...common]);
+  assert.equal(re.code, 0, re.stderr);
+  assert.match(re.stdout, /key version 2/);
+  const noId = await runCli(['broker', 'volume', 'provision', 'vm-cli2', ...common]);
+  assert.equal(noId.code, 2, noId.stdout);
+  const list = await runCli(['broker', 'volume', 'list', ...common]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /vm-cli\s+active\s+2/);
+  const noYes = await runCli(['broker', 'volume', 'revoke', 'vm-cli', ...common]);
+  assert.equal(noYes.code, 2);
+  const rv = await runCli(['broker', 'volume', 'revoke', 'vm-cli', '--yes', ...common]);
+  assert.equal(rv.code, 0, rv.stderr);
+  assertProblem(await fetchAs(new Attester(MEASUREMENT_A), 'volumes/vm-cli/key'), 410, 'resource-revoked');
+});

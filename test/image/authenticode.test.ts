@@ -134,16 +134,25 @@ describe('Authenticode signing and verification', () => {
     assert.deepEqual([r.authorizedBy, r.sha256, r.signatures[0]?.trustedBy], ['signature', REFERENCE.systemdBoot, 'test db']);
   });
 
-  test('Coffer verifies an image sbsign signed, and lists its signer', () => {
-    const out = join(dir, 'sbsigned.efi');
-    tool('sbsign', ['--key', join(dir, 'db.key'), '--cert', join(dir, 'db.crt'), '--output', out, SYSTEMD_BOOT]);
-    const signed = readFileSync(out);
-    const r = verifyAuthenticode(signed, { certificates: [db.certificate] });
-    assert.equal(r.signatures[0]?.signer, 'test db');
-    assert.equal(r.sha256, REFERENCE.systemdBoot);
-    const pe = parsePe(signed);
-    assert.equal(peChecksum(signed, pe.checksumOffset), pe.checksum, 'sbsign updates the CheckSum the same way');
-    assert.equal(code(() => verifyAuthenticode(signed, { certificates: [other.certificate] })), 'AUTHENTICODE_UNTRUSTED');
+  test('Coffer verifies images sbsign signed (systemd-boot and the stub): the digest sbsign signed equals the hash Coffer computes', () => {
+    for (const [name, path, reference] of [
+      ['systemd-boot', SYSTEMD_BOOT, REFERENCE.systemdBoot],
+      ['stub', packagedFile(LINUX_STUB, 'systemd-boot-efi'), REFERENCE.linuxStub],
+    ] as const) {
+      const out = join(dir, `sbsigned-${name}.efi`);
+      tool('sbsign', ['--key', join(dir, 'db.key'), '--cert', join(dir, 'db.crt'), '--output', out, path]);
+      const signed = readFileSync(out);
+      const [sig] = readAuthenticode(signed);
+      assert.equal(sig?.digest, 'sha256', name);
+      assert.equal(sig?.imageHash.toString('hex'), reference, `${name}: the digest sbsign signed`);
+      // verification compares the digest sbsign put in SpcIndirectDataContent with the one Coffer computes
+      const r = verifyAuthenticode(signed, { certificates: [db.certificate] });
+      assert.equal(r.signatures[0]?.signer, 'test db', name);
+      assert.equal(r.sha256, reference, name);
+      const pe = parsePe(signed);
+      assert.equal(peChecksum(signed, pe.checksumOffset), pe.checksum, `${name}: sbsign updates the CheckSum the same way`);
+      assert.equal(code(() => verifyAuthenticode(signed, { certificates: [other.certificate] })), 'AUTHENTICODE_UNTRUSTED', name);
+    }
   });
 
   test('a second signature is added after the first; each verifies against its own db', () => {

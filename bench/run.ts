@@ -214,3 +214,10 @@ process.exitCode = results.every(Boolean) ? 0 : 1;
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+// Key broker: attest-and-release round trips with 1, 8, 32 clients on SQLite (and PostgreSQL when
+// one answers on 127.0.0.1:5432) beside the round trip's cryptographic floor (bench/broker.ts).
+{
+  const { benchBroker } = await import('./broker.js');
+  if (!(await benchBroker())) process.exitCode = 1;
+}

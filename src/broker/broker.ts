@@ -13,6 +13,8 @@ import { ProblemError, problem, type ProblemName } from './problem.js';
 import type { AttestationRecord, AuditInput, AuditQuery, AuditRecord, PolicyRecord, Role, SecretMeta, SessionRecord, Store, TokenRecord } from './store/types.js';
 import { snpVerifier } from './tee/snp.js';
 import { tpmVerifier } from './tee/tpm.js';
+import { tdxVerifier } from './tee/tdx.js';
+import type { TrustAnchor } from '../pki/chain.js';
 import { TrustAndReferences } from './refvalues.js';
 import { Volumes, isVolumePath, volumeForRelease } from './volumes.js';
 import type { TeeVerifier } from './tee/types.js';
@@ -69,6 +71,8 @@ export interface BrokerOptions {
    * of the pinned AMD ARKs. Tests pass their generated AMD stand-in here.
    */
   testOnlySnpRoots?: readonly ProductAnchor[];
+  /** In-process only, like testOnlySnpRoots: trust this stand-in for the Intel SGX Root CA (TDX). */
+  testOnlyTdxRoots?: readonly TrustAnchor[];
   verifiers?: readonly TeeVerifier[];
 }
 
@@ -227,6 +231,7 @@ export class Broker {
   private readonly attestationPolicy: Policy;
   private readonly releaseBaseline: Policy = parsePolicy(RELEASE_BASELINE_POLICY, 'built-in release baseline');
   private readonly snpRoots: readonly ProductAnchor[];
+  private readonly tdxRoots: readonly TrustAnchor[] | undefined;
   private readonly verifiers: ReadonlyMap<string, TeeVerifier>;
   private readonly policyCache = new Map<string, Policy>();
   /** The verified reference values in use; refreshed from the store before each appraisal (refvalues.ts). */
@@ -249,7 +254,8 @@ export class Broker {
     this.tokenTtlMs = (o.tokenTtlSeconds ?? 600) * 1000;
     this.attestationPolicy = o.attestationPolicy ?? parsePolicy(DEFAULT_ATTESTATION_POLICY, 'built-in attestation policy');
     this.snpRoots = o.testOnlySnpRoots ?? amdRoots();
-    this.verifiers = new Map((o.verifiers ?? [snpVerifier, tpmVerifier]).map((v) => [v.tee, v]));
+    this.verifiers = new Map((o.verifiers ?? [snpVerifier, tpmVerifier, tdxVerifier]).map((v) => [v.tee, v]));
+    this.tdxRoots = o.testOnlyTdxRoots;
   }
 
   now(): number {
@@ -363,7 +369,7 @@ export class Broker {
       if (!verifier) throw problem('unsupported-tee', 'KBS_UNSUPPORTED_TEE', `tee ${session.tee} is no longer supported`);
       const want = expectedReportData(rd, session.hashAlg as HashAlg);
       this.references = (await this.trust.current()).store;
-      const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots, expectedReportData: want, ...(session.tee === 'tpm' ? { tpm: await this.trust.tpmTrust() } : {}) });
+      const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots, expectedReportData: want, ...(session.tee === 'tpm' ? { tpm: await this.trust.tpmTrust() } : {}), ...(this.tdxRoots ? { tdxRoots: this.tdxRoots } : {}) });
       note({ evidenceDigest: v.digest });
       Object.assign(seen, { claims: v.claims, digest: v.digest, binding: want.toString('hex') });
       if (!timingSafeEqual(want, v.reportData)) {
@@ -783,9 +789,9 @@ export class Broker {
     });
   }
 
-  /** What the console shows and tests draft policies with: the attestation policy and the reference values in use. */
-  appraisalContext(): { attestationPolicy: Policy; references: ReferenceStore } {
-    return { attestationPolicy: this.attestationPolicy, references: this.references };
+  /** The attestation policy in use (the console shows it). */
+  attestationPolicyInUse(): Policy {
+    return this.attestationPolicy;
   }
 
   async close(): Promise<void> {

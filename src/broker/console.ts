@@ -320,7 +320,7 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
     c.get('/console/api/policies', async (req) => {
       const w = await who(req, 'admin.policy.list');
       const policies = await broker.listPolicies(w, meta(req));
-      const ap = broker.appraisalContext().attestationPolicy;
+      const ap = broker.attestationPolicyInUse();
       return { policies, attestationPolicy: { id: ap.id, version: ap.version, ...(ap.description ? { description: ap.description } : {}) }, canEdit: WRITERS.includes(w.token.role) };
     });
     c.get('/console/api/policy', async (req) => {

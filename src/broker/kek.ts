@@ -269,7 +269,7 @@ export async function openBrokerKeks(store: Store, o: { spec?: string; defaultFi
     return { ring: new KekRing(store, k, env), created: false, current: cur };
   }
   const spec = o.spec ?? `file:${o.defaultFile}`;
-  const sealed = Object.keys(await store.countSecretsByKek());
+  const sealed = [...new Set([...Object.keys(await store.countSecretsByKek()), ...Object.keys(await store.countVolumesByKek())])];
   let k: SingleKek;
   try {
     k = openKek(spec, { ...env, create: sealed.length === 0 });

@@ -4,7 +4,8 @@ import type { AuditInput, Store } from './store/types.js';
 
 /**
  * KEK rotation: make a new KEK current, re-wrap every secret's data key under it, then retire
- * the old KEK(s). Only the 40-byte wrapped data keys change: values, IVs and versions stay.
+ * the old KEK(s). Covers secrets and the keys of active provisioned volumes (volumes.ts). Only
+ * the 40-byte wrapped data keys change: values, IVs and versions stay.
  *
  * - No downtime: the new KEK is recorded as current first, so a running broker (KekRing) wraps
  *   new writes under it at once, and reads keep unwrapping with whichever KEK each secret
@@ -26,7 +27,7 @@ export interface RotateOptions {
   /** Who runs it, for the audit log (`cli:<user>`). */
   actor?: string;
   env?: NodeJS.ProcessEnv;
-  /** Called after each secret is re-wrapped (progress; tests stop a rotation here). */
+  /** Called after each secret or volume key (`volumes/<id>/key`) is re-wrapped (progress; tests stop a rotation here). */
   onRewrapped?: (path: string, done: number, total: number) => void | Promise<void>;
 }
 
@@ -37,11 +38,14 @@ export interface RotateResult {
   created: boolean;
   /** Whether this run made it current (false: it already was, e.g. a resumed rotation). */
   switched: boolean;
+  /** Secrets and active volume keys re-wrapped by this run. */
   rewrapped: number;
   /** KEKs retired by this run. */
   retired: string[];
   /** Secrets per KEK id after the run. */
   counts: Record<string, number>;
+  /** Active volume keys per KEK id after the run. */
+  volumeCounts: Record<string, number>;
 }
 
 /** Rounds of re-wrap then retire: a put that raced the last round under the old KEK is caught by the next. */
@@ -60,6 +64,8 @@ export async function rotateKek(o: RotateOptions): Promise<RotateResult> {
     const retired: string[] = [];
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const todo = (await o.store.listSecrets()).filter((s) => s.kekId !== target.currentId);
+      const volumes = (await o.store.listVolumes()).filter((v) => v.state === 'active' && v.kekId !== target.currentId);
+      const total = todo.length + volumes.length;
       let done = 0;
       for (const meta of todo) {
         // A few attempts per secret: each failed swap means a concurrent put already re-sealed it.
@@ -82,7 +88,32 @@ export async function rotateKek(o: RotateOptions): Promise<RotateResult> {
           if (ok) {
             rewrapped++;
             done++;
-            await o.onRewrapped?.(rec.path, done, todo.length);
+            await o.onRewrapped?.(rec.path, done, total);
+            break;
+          }
+        }
+      }
+      for (const meta of volumes) {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const rec = await o.store.getVolume(meta.id);
+          if (!rec || rec.state !== 'active' || rec.kekId === target.currentId) break;
+          const dataKey = await ring.unwrap(rec.wrappedKey, rec.kekId);
+          let wrapped: Buffer;
+          try {
+            wrapped = (await target.wrap(dataKey)).wrapped;
+          } finally {
+            dataKey.fill(0);
+          }
+          const ok = await o.store.rewrapVolume(
+            rec.id,
+            { kekId: rec.kekId, wrappedKey: rec.wrappedKey },
+            { kekId: target.currentId, wrappedKey: wrapped },
+            audit('kek.rewrap', { resource: `volumes/${rec.id}/key`, detail: `volume key re-wrapped from ${rec.kekId} to ${target.currentId}` }),
+          );
+          if (ok) {
+            rewrapped++;
+            done++;
+            await o.onRewrapped?.(`volumes/${rec.id}/key`, done, total);
             break;
           }
         }
@@ -94,9 +125,9 @@ export async function rotateKek(o: RotateOptions): Promise<RotateResult> {
         else left = true;
       }
       if (!left) break;
-      if (round === MAX_ROUNDS - 1) throw new CofferError('KEK_ROTATION_INCOMPLETE', `secrets are still sealed under ${old.map((k) => k.id).join(', ')} after ${MAX_ROUNDS} rounds (writes racing the rotation?): run rotate-kek again`);
+      if (round === MAX_ROUNDS - 1) throw new CofferError('KEK_ROTATION_INCOMPLETE', `secrets or volume keys are still sealed under ${old.map((k) => k.id).join(', ')} after ${MAX_ROUNDS} rounds (writes racing the rotation?): run rotate-kek again`);
     }
-    return { kekId: target.currentId, spec: target.spec, created: target.created, switched, rewrapped, retired, counts: await o.store.countSecretsByKek() };
+    return { kekId: target.currentId, spec: target.spec, created: target.created, switched, rewrapped, retired, counts: await o.store.countSecretsByKek(), volumeCounts: await o.store.countVolumesByKek() };
   } finally {
     await ring.close();
   }

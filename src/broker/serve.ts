@@ -11,7 +11,7 @@ import { Broker } from './broker.js';
 import { ensurePrivateHome, readPrivateFile, writePrivateFile } from './files.js';
 import { openBrokerKeks } from './kek.js';
 import { buildServer, checkBind } from './server.js';
-import { certificateFingerprint, loadOrCreateSelfSigned } from './tls.js';
+import { certificateFingerprint, loadOrCreateSelfSigned, spkiPin } from './tls.js';
 import { openStore } from './store/open.js';
 import { createToken } from './tokens.js';
 
@@ -102,7 +102,7 @@ export interface RunningBroker {
   /** The store's current KEK at start: its id and where it lives. */
   kek: { id: string; spec: string };
   /** With TLS: the certificate's SHA-256 fingerprint (clients pin it) and whether it is the generated one. */
-  tls?: { fingerprint: string; selfSigned: boolean; created: boolean; certFile: string };
+  tls?: { fingerprint: string; spkiPin: string; selfSigned: boolean; created: boolean; certFile: string };
   close(): Promise<void>;
 }
 
@@ -131,19 +131,21 @@ export async function startBroker(o: StartOptions): Promise<RunningBroker> {
   if (o.tls) {
     tls = { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'the TLS key') };
     let fingerprint: string;
+    let pin: string;
     try {
       fingerprint = certificateFingerprint(tls.cert);
+      pin = spkiPin(tls.cert);
     } catch {
       throw inputError('TLS_BAD_CERT', `${o.tls.certFile} is not a PEM certificate`);
     }
-    tlsInfo = { fingerprint, selfSigned: false, created: false, certFile: o.tls.certFile };
+    tlsInfo = { fingerprint, spkiPin: pin, selfSigned: false, created: false, certFile: o.tls.certFile };
   }
   const attestationPolicy = o.attestationPolicyFile ? parsePolicy(readFileSync(o.attestationPolicyFile, 'utf8'), o.attestationPolicyFile) : undefined;
   ensurePrivateHome(o.paths.home);
   if (o.selfSignedTls) {
     const m = await loadOrCreateSelfSigned(o.paths.home, o.host);
     tls = { cert: m.cert, key: m.key };
-    tlsInfo = { fingerprint: m.fingerprint, selfSigned: true, created: m.created, certFile: m.certFile };
+    tlsInfo = { fingerprint: m.fingerprint, spkiPin: m.spkiPin, selfSigned: true, created: m.created, certFile: m.certFile };
   }
   if (tls && clientCa) tls.clientCa = clientCa;
   const ear = loadOrCreateEarKey(o.paths.earKey);

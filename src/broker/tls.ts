@@ -1,4 +1,4 @@
-import { X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP, type Socket } from 'node:net';
@@ -28,6 +28,8 @@ export interface TlsMaterial {
   key: Buffer;
   /** SHA-256 of the certificate DER, colon-separated upper-case hex (what `openssl x509 -fingerprint -sha256` prints). */
   fingerprint: string;
+  /** `sha256//<base64 SHA-256 of the SubjectPublicKeyInfo>`: the pin curl's --pinnedpubkey takes. */
+  spkiPin: string;
   certFile: string;
   keyFile: string;
   created: boolean;
@@ -80,7 +82,7 @@ export async function loadOrCreateSelfSigned(home: string, host: string, now: Da
       throw inputError('TLS_BAD_SELF_SIGNED', `${certFile} and ${keyFile} are not a certificate and its key: remove both to have new ones made`);
     }
     const fresh = new Date(x.validTo).getTime() - now.getTime() > RENEW_DAYS * 86_400_000;
-    if (fresh && covers(x, host)) return { cert, key, fingerprint: x.fingerprint256, certFile, keyFile, created: false };
+    if (fresh && covers(x, host)) return { cert, key, fingerprint: x.fingerprint256, spkiPin: spkiPin(x), certFile, keyFile, created: false };
     unlinkSync(certFile);
     unlinkSync(keyFile);
   }
@@ -111,7 +113,14 @@ export async function loadOrCreateSelfSigned(home: string, host: string, now: Da
   const certPem = Buffer.from(cert.toString('pem').replace(/\r\n/g, '\n').replace(/\n?$/, '\n'));
   writePrivateFile(keyFile, keyPem);
   writePrivateFile(certFile, certPem);
-  return { cert: certPem, key: keyPem, fingerprint: new X509Certificate(certPem).fingerprint256, certFile, keyFile, created: true };
+  const made = new X509Certificate(certPem);
+  return { cert: certPem, key: keyPem, fingerprint: made.fingerprint256, spkiPin: spkiPin(made), certFile, keyFile, created: true };
+}
+
+/** The public-key pin of a certificate (stays the same if the certificate is re-issued on the same key). */
+export function spkiPin(cert: X509Certificate | Buffer | string): string {
+  const x = cert instanceof X509Certificate ? cert : new X509Certificate(cert);
+  return `sha256//${createHash('sha256').update(x.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
 }
 
 /** SHA-256 fingerprint of a PEM or DER certificate, as `loadOrCreateSelfSigned` reports it. */

@@ -219,7 +219,7 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
         `  store ${describeStore(store)}; ${running.created.kek ? 'new ' : ''}KEK ${running.kek.id} (${running.kek.spec})${running.created.kek && running.kek.spec.startsWith('file:') ? ' (0600: back it up — without it no secret can be read)' : ''}`,
       ];
       if (running.tls) {
-        lines.push(`  TLS certificate ${running.tls.certFile}${running.tls.selfSigned ? (running.tls.created ? ' (self-signed, new)' : ' (self-signed)') : ''}, SHA-256 fingerprint ${running.tls.fingerprint}`);
+        lines.push(`  TLS certificate ${running.tls.certFile}${running.tls.selfSigned ? (running.tls.created ? ' (self-signed, new)' : ' (self-signed)') : ''}, SHA-256 fingerprint ${running.tls.fingerprint}`, `  pin it: curl --cacert ${running.tls.certFile} …, or curl --pinnedpubkey '${running.tls.spkiPin}' -k …`);
       }
       if (running.created.adminToken) lines.push(`  first start: an admin token was written to ${paths.adminTokenFile} (0600)`);
       const env = home === brokerPaths().home ? '' : `COFFER_HOME=${home} `;
@@ -259,7 +259,7 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
           ctx.io.out(
             [
               `KEK ${r.kekId} (${r.spec})${r.created ? ', created,' : ''} is current${r.switched ? '' : ' (it already was: resumed)'}`,
-              `  ${r.rewrapped} data key(s) re-wrapped; ${r.counts[r.kekId] ?? 0} secret(s) sealed under it${left.length > 0 ? `; still under others: ${left.map(([id, n]) => `${id} ${n}`).join(', ')}` : ''}`,
+              `  ${r.rewrapped} data key(s) re-wrapped; ${r.counts[r.kekId] ?? 0} secret(s) and ${r.volumeCounts[r.kekId] ?? 0} volume key(s) sealed under it${left.length > 0 ? `; still under others: ${left.map(([id, n]) => `${id} ${n}`).join(', ')}` : ''}`,
               r.retired.length > 0 ? `  retired: ${r.retired.join(', ')} (no secret needs them any more: remove or archive them)` : '  nothing left to retire',
               '  restart brokers started with --kek for the old key with the new spec (or without --kek)',
             ].join('\n'),

@@ -14,6 +14,7 @@ import {
   toSarif,
   verifyCosignImage,
   verifyImage,
+  verifyManifestImages,
   verifySigstoreBundle,
   workloadIdentity,
   SEVERITIES,
@@ -161,7 +162,7 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
             `Identity:        sha384:${id.sha384}`,
             `SNP HOST_DATA:   ${id.snpHostData}  (SHA-256 of the same canonical bytes)`,
             `TDX MRCONFIGID:  ${id.tdxMrConfigId}`,
-            'Policy:',
+            'Policy (with measurements.snp/tdx of the image whose agent enforces it: the launcher chooses HOST_DATA):',
             '  workload:',
             `    digest: ["${id.sha384}", "${id.sha256}"]`,
           ].join('\n'),
@@ -270,6 +271,29 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
         ctx.io.out(f.json ? toJson({ ok: true, file: join(f.out, 'config.json'), secretFiles: r.secretFiles, secretEnv: r.secretEnv }) : `WROTE  ${join(f.out, 'config.json')} (${r.secretFiles.length} secret file${r.secretFiles.length === 1 ? '' : 's'} and ${r.secretEnv.length} secret variable${r.secretEnv.length === 1 ? '' : 's'} for the agent to provide)`);
       } else ctx.io.out(f.json ? toJson({ ok: true, config: r.config, secretFiles: r.secretFiles, secretEnv: r.secretEnv }) : text);
       return EXIT_OK;
+    }),
+  );
+
+  common(
+    wl
+      .command('verify')
+      .description("check every image of a manifest as the agent would: pinned, pulled with every digest verified, signed by the manifest's signer, no secret in its config")
+      .argument('<file>', 'Coffer workload manifest')
+      .option('--platform <os/arch[/variant]>', 'platform to select from image indexes')
+      .option('--plain-http', 'reach loopback registries over http')
+      .option('--username <name>', 'registry user (with --password-file)')
+      .option('--password-file <file>', 'file holding the registry password or token'),
+  ).action(
+    action(ctx, async (file: string, f: RegistryFlags & { platform?: string; json?: boolean }) => {
+      const loaded = loadWorkload(readInput(file, 'workload manifest').toString('utf8'), file, 'coffer');
+      if (!loaded.manifest) throw inputError('WORKLOAD_INVALID', `${file}: not a Coffer workload manifest`);
+      const reg = registryOptions(f);
+      const platform = platformArg(f.platform);
+      const results = await verifyManifestImages(loaded.manifest.manifest, { registry: () => reg, ...(platform ? { platform } : {}) });
+      const findings = results.flatMap((r) => r.findings);
+      if (f.json) ctx.io.out(toJson({ ok: findings.length === 0, file, containers: results }));
+      else ctx.io.out(results.map((r) => `${r.findings.length === 0 ? 'VERIFIED' : 'FINDINGS'}  ${r.container}: ${r.image} (${r.layers} layers, cosign signature)${r.findings.map((x) => `\n  ${x.severity} ${x.ruleId} ${x.message}`).join('')}`).join('\n'));
+      return findings.length > 0 ? EXIT_FAILED : EXIT_OK;
     }),
   );
 }

@@ -117,7 +117,7 @@ export async function tsmReport(reportData: Buffer, o: TsmOptions = {}): Promise
     throw verifyError('TSM_UNAVAILABLE', `cannot create ${entry}: ${code ?? (e as Error).message}`);
   }
   try {
-    await waitForAttributes(entry, o.attributeWaitMs ?? 2000);
+    await waitForAttributes(entry, o.attributeWaitMs ?? 5000);
     const provider = (await readAttr(entry, 'provider')).toString('latin1').trim();
     if (o.expectProvider !== undefined && provider !== o.expectProvider) throw verifyError('TSM_WRONG_PROVIDER', `configfs-tsm provider is ${JSON.stringify(provider.slice(0, 40))}, expected ${o.expectProvider}`);
     const before = await readGeneration(entry);

@@ -82,6 +82,7 @@ export function brokerBase(url: string, tls: BrokerTls | undefined, allowInsecur
   if (base.protocol === 'http:' && !isLoopback(base.hostname) && !allowInsecureHttp) {
     throw inputError('AGENT_INSECURE_URL', `refusing plain http:// to ${base.host}: an impostor broker could hand out a key of its choosing. Use https:// with a pinned CA or certificate`);
   }
+  if (base.protocol === 'http:' && (tls?.ca !== undefined || tls?.pinSha256 !== undefined)) throw inputError('AGENT_BAD_TLS', `a broker CA or certificate pin is configured, but ${base.origin} is plain http://: use https://`);
   if (tls?.pinSha256 !== undefined) parsePin(tls.pinSha256);
   if (tls?.ca !== undefined && tls.pinSha256 !== undefined) throw inputError('AGENT_BAD_TLS', 'give either a CA or a certificate pin for the broker, not both');
   return base;

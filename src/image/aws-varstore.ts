@@ -76,6 +76,8 @@ export function encodeAwsVarStore(vars: readonly AwsVariable[]): Buffer {
   if (vars.length > MAX_VARIABLES) throw inputError('USAGE', `at most ${MAX_VARIABLES} variables, got ${vars.length}`);
   const w = new ByteWriter().u64le(BigInt(vars.length));
   for (const v of vars) {
+    const shown = unprintable(v.name);
+    if (shown !== undefined) throw inputError('USAGE', `variable name "${shown}" has a control, format, private-use or lone surrogate character`);
     const name = Buffer.from(v.name, 'utf8');
     if (name.length === 0 || name.length > MAX_NAME) throw inputError('USAGE', `variable name "${v.name}" must be 1 to ${MAX_NAME} bytes of UTF-8`);
     if (!Number.isInteger(v.attributes) || v.attributes < 0 || v.attributes > 0xffffffff) throw inputError('USAGE', `variable ${v.name}: attributes must be a u32`);
@@ -116,14 +118,17 @@ export function encodeAwsUefiDataBase64(vars: readonly AwsVariable[]): string {
   return encodeAwsUefiData(vars).toString('base64');
 }
 
-const BASE64_TEXT = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+// Whitespace is removed before the test: a pattern with whitespace both inside and after the
+// base64 class backtracks quadratically (40,000 spaces and a stray byte took seconds). ASCII
+// whitespace only: JavaScript's \s would also drop the byte 0xa0 (U+00A0 in latin1).
+const BASE64_WHITESPACE = /[\t\n\v\f\r ]+/g;
+const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Binary blob or its base64 text (whitespace allowed) to the binary blob. */
 function unwrap(input: Buffer): Buffer {
   if (input.length >= 8 && input.subarray(0, 8).equals(AWS_MAGIC)) return input;
-  const text = input.toString('latin1');
-  if (!BASE64_TEXT.test(text)) bad('not an AWS UEFI variable store: neither the binary blob ("AMZNUEFI") nor base64 text');
-  const compact = text.replace(/\s+/g, '');
+  const compact = input.toString('latin1').replace(BASE64_WHITESPACE, '');
+  if (!BASE64_TEXT.test(compact)) bad('not an AWS UEFI variable store: neither the binary blob ("AMZNUEFI") nor base64 text');
   if (compact.length % 4 !== 0) bad('not an AWS UEFI variable store: the base64 text has a length that is not a multiple of 4 (truncated?)');
   const blob = Buffer.from(compact, 'base64');
   // Node's decoder skips what it does not understand; insist that the text round-trips.
@@ -158,12 +163,25 @@ function inflateStore(z: Buffer): Buffer {
   return out.buffer;
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the name, not a byte-order mark to drop silently.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+// Names are printed (`secureboot show`): a control character (newline, ESC) could forge output
+// lines or terminal escapes, and an invisible format character (U+200B, U+202E, U+FEFF) could
+// make a variable look like PK. UEFI variable names have none of these.
+const UNPRINTABLE_NAME = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Zl}\p{Zp}]/gu;
+
+/** The name with each unprintable character written \u{...}, or undefined if it has none. */
+function unprintable(name: string): string | undefined {
+  const shown = name.replace(UNPRINTABLE_NAME, (c) => `\\u{${(c.codePointAt(0) as number).toString(16)}}`);
+  return shown === name ? undefined : shown;
+}
 
 function length(r: ByteReader, what: string, max: number): number {
   const at = r.offset;
   const n = r.u64le();
-  if (n > BigInt(Math.min(max, r.remaining))) bad(`${what} at offset 0x${at.toString(16)} of the variable store claims ${n} bytes, ${r.remaining} remain`);
+  if (n > BigInt(max)) bad(`${what} at offset 0x${at.toString(16)} of the variable store claims ${n} bytes, more than the ${max} allowed`);
+  if (n > BigInt(r.remaining)) bad(`${what} at offset 0x${at.toString(16)} of the variable store claims ${n} bytes, ${r.remaining} remain`);
   return Number(n);
 }
 
@@ -184,6 +202,8 @@ export function parseAwsVarStore(raw: Buffer): AwsVariable[] {
         bad(`the name of variable ${i} is not UTF-8`);
       }
       if (name.length === 0) bad(`variable ${i} has an empty name`);
+      const shown = unprintable(name);
+      if (shown !== undefined) bad(`the name of variable ${i} ("${shown}") has a control, format or private-use character`);
       const data = r.bytes(length(r, `the data of ${name}`, MAX_STORE));
       const guid = formatGuid(r.bytes(16));
       const attributes = r.u32le();

@@ -57,6 +57,8 @@ export function gcpFiles(x: ExportInputs, owner: string): GcpFile[] {
 
 function sha256Esl(hashes: readonly Buffer[], owner: string): Buffer {
   const o = guidBytes(owner, 'owner GUID');
+  // Each entry is sized 16 + 32 in the list header: another length would make a list no firmware reads.
+  for (const h of hashes) if (h.length !== 32) throw inputError('USAGE', `a dbx SHA-256 hash is 32 bytes, got ${h.length}`);
   const head = Buffer.alloc(28);
   guidBytes('c1c41626-504c-4092-aca9-41f936934328').copy(head, 0);
   head.writeUInt32LE(28 + hashes.length * 48, 16);

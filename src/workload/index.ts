@@ -11,3 +11,4 @@ export * from './oci.js';
 export * from './registry.js';
 export * from './signatures.js';
 export * from './runtime.js';
+export * from './verify.js';

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { canonicalBytes } from '../broker/jcs.js';
 import { inputError } from '../errors.js';
 import { parseImageReference } from './reference.js';
+import { parseSignerKey } from './signatures.js';
 import { parseYamlDocuments, schemaErrors, throwFieldErrors, type YamlDoc } from './yaml.js';
 
 /**
@@ -36,7 +37,15 @@ const imageRef = z.string().superRefine((s, ctx) => {
 });
 
 const signer = z.union([
-  z.strictObject({ publicKey: z.string().includes('-----BEGIN PUBLIC KEY-----', { message: 'must be a PEM public key' }) }),
+  z.strictObject({
+    publicKey: z.string().superRefine((pem, ctx) => {
+      try {
+        parseSignerKey(pem);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
+  }),
   z.strictObject({ keyless: z.strictObject({ issuer: z.url({ protocol: /^https$/ }), subject: z.string().min(1) }) }),
 ]);
 

@@ -137,7 +137,17 @@ export class RegistryClient implements BlobSource {
     if (r.status === 404) throw verifyError('REGISTRY_NOT_FOUND', `${this.host}/${this.repository}:${reference} not found`);
     if (r.status !== 200) throw verifyError('REGISTRY_ERROR', `${this.host}: manifest ${reference}: HTTP ${r.status}`);
     const bytes = await readLimited(r, MAX_JSON_BLOB, `manifest ${reference}`);
-    const mediaType = (r.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
+    let mediaType = (r.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
+    // Some registries answer application/json; the document's own mediaType then decides (and
+    // verifyImage still refuses a document without one it understands).
+    if (!ACCEPT_MANIFESTS.split(', ').includes(mediaType)) {
+      try {
+        const own = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown } | null)?.mediaType;
+        if (typeof own === 'string') mediaType = own;
+      } catch {
+        // not JSON: verifyImage reports it
+      }
+    }
     const alg = reference.startsWith('sha512:') ? 'sha512' : 'sha256';
     const digest = digestOf(bytes, alg);
     if (reference.includes(':') && /^sha(256|512):/.test(reference) && digest !== reference) throw verifyError('OCI_DIGEST_MISMATCH', `manifest ${reference}: the registry served content that hashes to ${digest}`);

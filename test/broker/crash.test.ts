@@ -39,7 +39,7 @@ interface Ledger {
 /** Unreachable broker (killed) ends a worker; anything else is a test failure. */
 const gone = (e: unknown) => {
   const code = (e as { cause?: { code?: string } }).cause?.code ?? '';
-  return /ECONNREFUSED|ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED/.test(code) || /fetch failed|other side closed|socket/i.test(String((e as Error).message));
+  return /ECONNREFUSED|ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED/.test(code) || /fetch failed|other side closed|terminated|socket/i.test(String((e as Error).message));
 };
 
 async function writer(b: ChildBroker, admin: string, id: number, round: number, ledger: Ledger, alive: () => boolean, progress: () => void): Promise<void> {
@@ -95,7 +95,11 @@ async function crashRun(target: Target): Promise<string> {
   const home = mkdtempSync(join(tmpdir(), 'coffer-crash-'));
   const ark = writeFakeArk(home);
   const ledger: Ledger = { acked: new Map(), sessions: new Map() };
+  const t0 = Date.now();
+  const marks: string[] = [];
+  const mark = (what: string) => marks.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   let b = await startChild(home, target.spec, ark);
+  mark('started');
   try {
     const admin = readFileSync(join(home, 'admin.token'), 'utf8').trim();
     assert.equal((await http(`${b.url}/admin/v0/policies/crash`, { method: 'PUT', bearer: admin, body: { policy: policyFor('crash-release', MEASUREMENT_A) } })).status, 200);
@@ -123,8 +127,10 @@ async function crashRun(target: Target): Promise<string> {
         if (failed) throw failed;
       });
       await killed;
-      assert.ok(current.proc.signalCode === 'SIGKILL', `round ${round}: the broker was killed (${killAt})`);
+      assert.ok(current.proc.signalCode === 'SIGKILL', `round ${round}: the broker was killed`);
+      mark(`kill ${round + 1}`);
       b = await startChild(home, target.spec, ark);
+      mark('restarted');
     }
 
     // After the last restart: the in-flight sessions retry once more; no session ever got two.
@@ -138,6 +144,7 @@ async function crashRun(target: Target): Promise<string> {
     const a = await http(`${b.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp' } });
     const cookie = sessionCookie(a);
     assert.equal((await http(`${b.url}/kbs/v0/attest`, { body: await vm.attestBody(a.json.nonce as string), cookie })).status, 200);
+    mark('retried');
     const paths = [...ledger.acked.keys()];
     for (let i = 0; i < paths.length; i += 16) {
       await Promise.all(
@@ -148,6 +155,7 @@ async function crashRun(target: Target): Promise<string> {
         }),
       );
     }
+    mark('read back');
   } finally {
     await b.stop();
     rmSync(home, { recursive: true, force: true });
@@ -176,11 +184,11 @@ async function crashRun(target: Target): Promise<string> {
   }
   assert.equal(puts.filter((p) => String(p.resource).startsWith('crash/key/r')).length, secrets.length, 'no put record without its secret');
   const released = [...ledger.sessions.values()].filter((x) => x.got === 1).length;
-  return `${KILLS} kills: ${ledger.acked.size} acknowledged writes (${secrets.length} committed), ${ledger.sessions.size} attested sessions, ${released} releases received, ${releases.length} release rows`;
+  return `${KILLS} kills: ${ledger.acked.size} acknowledged writes (${secrets.length} committed), ${ledger.sessions.size} attested sessions, ${released} releases received, ${releases.length} release rows (${marks.join(', ')})`;
 }
 
 describe('crash safety: SIGKILL during concurrent writes and releases', { concurrency: 2 }, () => {
-  test('SQLite', { timeout: 120_000 }, async (t) => {
+  test('SQLite', { timeout: 240_000 }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'coffer-crash-db-'));
     const file = join(dir, 'broker.db');
     const target: Target = {
@@ -208,7 +216,7 @@ describe('crash safety: SIGKILL during concurrent writes and releases', { concur
     }
   });
 
-  test('PostgreSQL', { timeout: 120_000 }, async (t) => {
+  test('PostgreSQL', { timeout: 240_000 }, async (t) => {
     const db = await freshDatabase('crash');
     try {
       t.diagnostic(await crashRun({ spec: db.url, rows: (sql) => db.query(sql), cleanup: async () => undefined }));

@@ -5,11 +5,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Pkcs11Types from 'pkcs11js';
 import { Pkcs11KekProvider, aesKeyWrap, open, openKek, parsePkcs11Spec, seal } from '../../src/broker/index.js';
 import { CofferError } from '../../src/errors.js';
+import { flattenedDecrypt, type FlattenedJWE } from 'jose';
+import { runCli } from '../helpers/cli.js';
+import { Attester, MEASUREMENT_A, http, policyFor, sessionCookie, startTestBroker } from './helpers.js';
 import { SOFTHSM_MODULE, softHsm, type SoftHsm } from './softhsm.js';
 
 const PIN = '246813';
@@ -182,4 +185,38 @@ test('refused: wrong PIN, no PIN, loose PIN file, missing token, missing key, ex
   // After all those refusals the module still works.
   const ok = openKek(spec, { env: env() });
   await ok.close();
+});
+
+test('a broker on a PKCS#11 KEK from its first start: key generated in the token, secret released; wrong PIN at start is one line, exit 2', async () => {
+  const spec = hsm.spec('coffer', 'broker-kek');
+  const saved = process.env.COFFER_PKCS11_PIN;
+  process.env.COFFER_PKCS11_PIN = PIN;
+  const tb = await startTestBroker(undefined, { kek: spec });
+  try {
+    assert.equal(tb.running.created.kek, true);
+    assert.match(tb.running.kek.id, /^pkcs11:broker-kek:[0-9a-f]{16}$/);
+    assert.ok(!existsSync(tb.running.paths.kek), 'no key file is made');
+    const admin = readFileSync(tb.running.paths.adminTokenFile, 'utf8').trim();
+    assert.equal((await http(`${tb.url}/admin/v0/policies/hsm`, { method: 'PUT', bearer: admin, body: { policy: policyFor('hsm', MEASUREMENT_A) } })).status, 200);
+    const put = await http(`${tb.url}/admin/v0/secrets/hsm/key/disk`, { method: 'PUT', bearer: admin, body: { value: Buffer.from('sealed in the HSM').toString('base64') } });
+    assert.equal(put.json.kekId, tb.running.kek.id);
+    const att = new Attester();
+    const a = await http(`${tb.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp' } });
+    const cookie = sessionCookie(a);
+    assert.equal((await http(`${tb.url}/kbs/v0/attest`, { body: await att.attestBody(a.json.nonce as string), cookie })).status, 200);
+    const r = await http(`${tb.url}/kbs/v0/resource/hsm/key/disk`, { cookie });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(Buffer.from((await flattenedDecrypt(r.json as unknown as FlattenedJWE, att.privateKey)).plaintext).toString(), 'sealed in the HSM');
+    // Restarted without --kek: the store's registry names the HSM key.
+    await tb.close();
+    process.env.COFFER_PKCS11_PIN = '999999';
+    const cli = await runCli(['broker', 'serve', '--home', tb.dir, '--listen', '127.0.0.1:0']);
+    assert.equal(cli.code, 2, cli.stdout);
+    assert.match(cli.stderr, /PIN for PKCS#11 token coffer is wrong/);
+    assert.equal(cli.stderr.trim().split('\n').length, 1);
+    assert.ok(!cli.stderr.includes('999999') && !cli.stderr.includes(PIN));
+  } finally {
+    process.env.COFFER_PKCS11_PIN = saved;
+    await tb.cleanup();
+  }
 });

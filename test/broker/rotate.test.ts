@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
 import type * as Pkcs11Types from 'pkcs11js';
 import { SqliteStore, rotateKek, type RotateResult } from '../../src/broker/index.js';
-import { CofferError } from '../../src/errors.js';
+import type { CofferError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { Attester, MEASUREMENT_A, http, policyFor, sessionCookie, startTestBroker, type TestBroker } from './helpers.js';
 import { SOFTHSM_MODULE, softHsm, type SoftHsm } from './softhsm.js';
@@ -34,6 +34,13 @@ before(async () => {
   const r = await http(`${tb.url}/admin/v0/policies/team`, { method: 'PUT', bearer: admin, body: { policy: policyFor('team-release', MEASUREMENT_A) } });
   assert.equal(r.status, 200, r.text);
   for (let i = 0; i < 6; i++) await put(`team/key/s${i}`, Buffer.from(`rotation-secret-${i}-${'9c'.repeat(12)}`));
+  // A provisioned volume key is sealed by the KEK too: its value is only ever seen by the VM, so
+  // the expectation is what the VM gets before any rotation.
+  const v = await http(`${tb.url}/admin/v0/volumes`, { method: 'POST', bearer: admin, body: { id: 'vm-1', identity: { snp: { measurements: [MEASUREMENT_A.toString('hex')] } } } });
+  assert.equal(v.status, 201, v.text);
+  const key = await release('volumes/vm-1/key');
+  assert.equal(key.length, 32);
+  secrets.set('volumes/vm-1/key', key);
 });
 after(async () => {
   await tb.cleanup();
@@ -91,14 +98,15 @@ test('file → file while serving: reads and writes during the rotation, old KEK
       await put('team/key/written-during', Buffer.from('written while rotating'));
       during++;
     }
-    assert.ok(path.startsWith('team/key/'));
+    assert.ok(path.startsWith('team/key/') || path === 'volumes/vm-1/key', path);
   });
   assert.equal(during, 1);
   assert.equal(r.created, true);
   assert.equal(r.switched, true);
-  assert.equal(r.rewrapped, 6, 'the secret written during the rotation was already under the new KEK');
+  assert.equal(r.rewrapped, 7, '6 secrets and the volume key; the secret written during the rotation was already under the new KEK');
   assert.deepEqual(r.retired, [oldId]);
   assert.deepEqual(r.counts, { [r.kekId]: 7 });
+  assert.deepEqual(r.volumeCounts, { [r.kekId]: 1 });
   const keks = await tb.running.broker.store.listKeks();
   assert.deepEqual(keks.map((k) => [k.id, k.state]), [[oldId, 'retired'], [r.kekId, 'current']]);
   // Values, versions and authors did not change: only the wrapped data keys.
@@ -159,9 +167,10 @@ test('file → PKCS#11: a rotation that throws midway leaves every secret readab
 
   const r = await rotate(spec);
   assert.equal(r.kekId, hsmId);
-  assert.deepEqual([r.created, r.switched, r.rewrapped], [false, false, 5]);
+  assert.deepEqual([r.created, r.switched, r.rewrapped], [false, false, 6]);
   assert.deepEqual(r.retired, [fileId]);
   assert.deepEqual(r.counts, { [hsmId]: 8 });
+  assert.deepEqual(r.volumeCounts, { [hsmId]: 1 });
   rmSync(join(tb.dir, 'kek-2.key'));
   await tb.restart();
   assert.equal(tb.running.kek.id, hsmId);
@@ -205,7 +214,8 @@ await rotateKek({ store, to: process.argv[3], onRewrapped: async (_p, done) => {
   const cli = await runCli(['broker', 'rotate-kek', '--db', tb.running.paths.db, '--to', spec, '--json']);
   assert.equal(cli.code, 0, cli.stderr);
   const res = JSON.parse(cli.stdout) as RotateResult;
-  assert.deepEqual([res.kekId, res.switched, res.rewrapped, res.retired], [newId, false, 5, [oldId]]);
+  assert.deepEqual([res.kekId, res.switched, res.rewrapped, res.retired], [newId, false, 6, [oldId]]);
+  assert.deepEqual(res.volumeCounts, { [newId]: 1 });
   const p = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11Types;
   const lib = new p.PKCS11();
   lib.load(SOFTHSM_MODULE);

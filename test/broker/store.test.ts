@@ -23,6 +23,7 @@ import {
   type AuditInput,
   type SessionRecord,
   type Store,
+  type VolumeRecord,
 } from '../../src/broker/index.js';
 import { CofferError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
@@ -114,6 +115,28 @@ const secretInput = (path: string, value: string, at = T0) => ({
   createdBy: 'cli:test',
   updatedBy: 'cli:test',
 });
+
+function volumeInput(id: string): VolumeRecord {
+  return {
+    id,
+    label: 'data',
+    identity: '{"snp":"aa"}',
+    policyText: '{}',
+    policySha256: '00',
+    kekId: 'file:00',
+    wrappedKey: Buffer.from('wk'),
+    iv: Buffer.alloc(12, 3),
+    ciphertext: Buffer.from('ct'),
+    tag: Buffer.alloc(16, 4),
+    alg: 'A256GCM',
+    keyVersion: 1,
+    state: 'active',
+    createdAt: T0,
+    createdBy: 'cli:test',
+    updatedAt: T0,
+    updatedBy: 'cli:test',
+  };
+}
 
 async function rejectsCode(p: Promise<unknown>, code: string): Promise<CofferError> {
   try {
@@ -382,25 +405,7 @@ function suite(make: () => Backend): void {
     });
 
     test('volumes, trusted keys and reference values', async () => {
-      const v = {
-        id: 'vol-1',
-        label: 'data',
-        identity: '{"snp":"aa"}',
-        policyText: '{}',
-        policySha256: '00',
-        kekId: 'file:00',
-        wrappedKey: Buffer.from('wk'),
-        iv: Buffer.alloc(12, 3),
-        ciphertext: Buffer.from('ct'),
-        tag: Buffer.alloc(16, 4),
-        alg: 'A256GCM',
-        keyVersion: 1,
-        state: 'active' as const,
-        createdAt: T0,
-        createdBy: 'cli:test',
-        updatedAt: T0,
-        updatedBy: 'cli:test',
-      };
+      const v = volumeInput('vol-1');
       assert.equal(await s.createVolume(v, audit('test.volume')), true);
       assert.equal(await s2.createVolume(v, audit('test.volume')), false, 'ids are never reused');
       assert.deepEqual(await s.getVolume('vol-1'), v);
@@ -468,14 +473,28 @@ function suite(make: () => Backend): void {
       const counts = await s.countSecretsByKek();
       assert.equal(counts[second], 2);
       assert.equal(counts[first], undefined);
+      // An active volume key still wrapped by the old KEK holds its retirement back too.
+      const wv = Buffer.from('volume-wrapped-under-first');
+      const vol = { ...volumeInput('vol-kek'), kekId: first, wrappedKey: wv };
+      assert.equal(await s.createVolume(vol), true);
+      assert.equal((await s.countVolumesByKek())[first], 1);
+      assert.equal(await s.retireKek(first, T0 + 3), false, 'an active volume is wrapped by it');
+      assert.equal(await s.rewrapVolume('vol-kek', { kekId: first, wrappedKey: Buffer.from('stale') }, { kekId: second, wrappedKey: nw }), false);
+      assert.equal(await s2.rewrapVolume('vol-kek', { kekId: first, wrappedKey: wv }, { kekId: second, wrappedKey: nw }, audit('test.rewrap')), true);
+      assert.equal(await s.rewrapVolume('vol-kek', { kekId: first, wrappedKey: wv }, { kekId: second, wrappedKey: nw }), false, 'compare-and-swap');
+      const rv = await s.getVolume('vol-kek');
+      assert.deepEqual([rv?.kekId, rv?.wrappedKey, rv?.keyVersion], [second, nw, 1]);
+      assert.equal((await s.countVolumesByKek())[first], undefined);
+      assert.equal((await s.countVolumesByKek())[second], 1, 'revoked volumes are not counted');
       assert.equal(await s.retireKek(first, T0 + 3, audit('test.kek')), true);
+      await assert.rejects(s.createVolume({ ...vol, id: 'vol-kek-2' }), /retired/, 'no active volume under a retired KEK');
       assert.equal(await s.retireKek(first, T0 + 4, audit('test.kek')), false);
       assert.equal((await s.getKek(first))?.retiredAt, T0 + 3);
       await assert.rejects(s.putSecret({ ...secretInput('kek/key/c', 'c'), kekId: first }), /retired/, 'nothing is sealed under a retired KEK');
       await rejectsCode(s.setCurrentKek({ id: first, spec: 'file:/a', at: T0 + 5 }), 'KEK_RETIRED');
       assert.equal((await s.initKek({ id: first, spec: 'file:/a', at: T0 + 5 })).id, second, 'init returns the current KEK');
       assert.equal((await s.queryAudit({ action: 'test.kek' })).length, 3);
-      assert.equal((await s.queryAudit({ action: 'test.rewrap' })).length, 1);
+      assert.equal((await s.queryAudit({ action: 'test.rewrap' })).length, 2);
     });
 
     test('ping is false after close', async () => {

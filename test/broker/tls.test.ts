@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { brokerPaths, startBroker } from '../../src/broker/index.js';
-import { CofferError } from '../../src/errors.js';
+import type { CofferError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { fakeRoots, startTestBroker, type TestBroker } from './helpers.js';
 
@@ -53,20 +53,24 @@ function get(url: string, o: RequestOptions & { bearer?: string; pin?: string } 
       {
         ...rest,
         headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
-        ...(pin
-          ? {
-              rejectUnauthorized: false,
-              // Pinning instead of a CA: the connection is kept only if the certificate is the pinned one.
-              checkServerIdentity: (_h, cert) => (cert.fingerprint256 === pin ? undefined : new Error(`certificate ${cert.fingerprint256} is not the pinned one`)),
-            }
-          : {}),
+        // Pinning instead of a CA: no chain to check, the connection is dropped unless the certificate is the pinned one.
+        ...(pin ? { rejectUnauthorized: false, agent: false } : {}),
       },
       (res) => {
         let body = '';
+        const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
         res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint: (res.socket as TLSSocket).getPeerCertificate().fingerprint256 }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint }));
       },
     );
+    if (pin) {
+      req.on('socket', (sock) => {
+        sock.on('secureConnect', () => {
+          const fp = (sock as TLSSocket).getPeerCertificate().fingerprint256;
+          if (fp !== pin) req.destroy(new Error(`certificate ${fp} is not the pinned one`));
+        });
+      });
+    }
     req.on('error', reject);
     req.end();
   });
@@ -133,6 +137,22 @@ test('real TLS: openssl s_client verifies it against the certificate; node https
   assert.equal((await get(`${tb.url}/healthz`, { pin: fp })).status, 200);
   await assert.rejects(get(`${tb.url}/healthz`, { pin: fp.replace(/^../, fp.startsWith('00') ? '11' : '00') }), /not the pinned one/);
   await assert.rejects(get(`${tb.url}/healthz`), /self[- ]signed|certificate/i);
+  // curl pins the public key it is told (and refuses another).
+  const pin = tb.running.tls?.spkiPin as string;
+  assert.match(pin, /^sha256\/\/[A-Za-z0-9+/]{43}=$/);
+  const curl = (p: string) => new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+    const c = spawn('curl', ['-sS', '-k', '--pinnedpubkey', p, `${tb.url}/healthz`]);
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('error', () => reject(new Error('curl is missing: apt-get install curl')));
+    c.on('close', (code) => resolve({ code, out }));
+  });
+  const pinned = await curl(pin);
+  assert.equal(pinned.code, 0, pinned.out);
+  assert.match(pinned.out, /"status":"ok"/);
+  const wrong = await curl(`sha256//${Buffer.alloc(32, 1).toString('base64')}`);
+  assert.equal(wrong.code, 90, wrong.out);
   // HSTS and the Secure cookie flag come with TLS.
   const auth = await new Promise<string[]>((resolve, reject) => {
     const req = request(`${tb.url}/kbs/v0/auth`, { method: 'POST', ca: readFileSync(certFile), headers: { 'content-type': 'application/json' } }, (res) => {

@@ -68,7 +68,7 @@ after(async () => {
 function cfg(vol: string, o: { evidence: 'tpm' | 'configfs-tsm'; resource: string; url?: string; seal?: boolean; deadline?: number }) {
   return parseAgentConfig(
     stringify({
-      broker: { url: o.url ?? broker.url, requestTimeoutSeconds: 5 },
+      broker: { url: o.url ?? broker.url, requestTimeoutSeconds: 30 },
       evidence: o.evidence === 'tpm' ? { source: 'tpm', tpmDevice: swtpm.tcti } : { source: 'configfs-tsm', tsmRoot: sim.root },
       volume: { resource: o.resource, device: vol, name: 'tpm-test', unlock: 'test-passphrase' },
       deadlineSeconds: o.deadline ?? 30,

@@ -3,15 +3,16 @@
 // and a failure-action double that records what would have powered the VM off.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { CofferError } from '../../src/errors.js';
 import { configfsTsmSource, fetchResource, lineLogger, parseAgentConfig, runAgent, type AgentRun } from '../../src/guest/index.js';
 import { http, policyFor, startTestBroker, type TestBroker } from '../broker/helpers.js';
-import { runCli } from '../helpers/cli.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { BIN, runBin, runCli } from '../helpers/cli.js';
 import {
   MEASUREMENT_GOOD,
   MEASUREMENT_OTHER,
@@ -25,6 +26,7 @@ import {
   luksVolume,
   randomKey,
   requireTool,
+  runBinRaw,
   sha256File,
   snpWorld,
   tamperingProxy,
@@ -55,6 +57,11 @@ before(async () => {
   fail = failureDouble(dir);
 });
 
+// Each test searched its own volume for the key; dropping it keeps later searches small.
+afterEach(() => {
+  for (const f of readdirSync(dir)) if (/^(vol|late)-\d+\.img$/.test(f)) rmSync(join(dir, f));
+});
+
 after(async () => {
   await sim?.stop();
   await broker?.cleanup();
@@ -64,7 +71,7 @@ after(async () => {
 function config(volume: string, over: { url?: string; deadline?: number; unlock?: string } = {}) {
   return parseAgentConfig(
     stringify({
-      broker: { url: over.url ?? broker.url, requestTimeoutSeconds: 5 },
+      broker: { url: over.url ?? broker.url, requestTimeoutSeconds: 30 },
       evidence: { source: 'configfs-tsm', tsmRoot: sim.root },
       volume: { resource: RESOURCE, device: volume, name: 'coffer-test', filesystem: 'ext4', unlock: over.unlock ?? 'test-passphrase' },
       deadlineSeconds: over.deadline ?? 60,
@@ -164,6 +171,41 @@ describe('guest agent: unlock', () => {
     assert.equal(missing.exitCode, 1);
     assert.match(missing.error ?? '', /^VOLUME_MISSING: /);
     assert.deepEqual(fail.calls().slice(calls), ['poweroff --force --force']);
+  });
+
+  it('the key reaches cryptsetup on standard input only: never in its argv or environment (a wrapper records both)', async () => {
+    sim.set();
+    const vol = join(dir, `vol-${++n}.img`);
+    blankVolume(vol);
+    const record = join(dir, 'cryptsetup-argv.log');
+    const wrapper = join(dir, 'cryptsetup-wrapper');
+    writeFileSync(wrapper, `#!/bin/sh\nprintf 'argv: %s\\n' "$*" >> '${record}'\nenv >> '${record}'\nexec cryptsetup "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const c = config(vol);
+    let log = '';
+    const r = await runAgent({ ...c, volume: { ...c.volume, cryptsetup: wrapper } }, { log: lineLogger((l) => (log += l)) });
+    agentLogs.push(log);
+    assert.equal(r.exitCode, 0, log);
+    const rec = readFileSync(record, 'utf8');
+    assert.match(rec, /argv: luksFormat --type luks2 --batch-mode --key-file=- /);
+    assert.match(rec, /argv: open --type luks2 --test-passphrase --key-file=- /);
+    assert.deepEqual(leaks(), [], 'not in the recorded argv and environment either');
+  });
+
+  it('the real bin/coffer: `coffer fetch` writes the raw secret to standard output; `coffer agent unlock` exits 0', async () => {
+    ensureBuilt();
+    sim.set();
+    const f = await runBinRaw(BIN, ['fetch', '--broker', broker.url, '--resource', RESOURCE, '--tsm-root', sim.root, '--timeout', '120']);
+    assert.equal(f.code, 0, f.stderr);
+    assert.deepEqual(f.stdout, volumeKey);
+    const vol = join(dir, `vol-${++n}.img`);
+    luksVolume(vol, volumeKey);
+    const file = join(dir, 'agent.yaml');
+    writeFileSync(file, stringify({ broker: { url: broker.url, requestTimeoutSeconds: 120 }, evidence: { tsmRoot: sim.root }, volume: { resource: RESOURCE, device: vol, name: 'bin-test', unlock: 'test-passphrase' }, failure: { command: fail.command } }));
+    const a = await runBin(['agent', 'unlock', '--config', file]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stderr, /coffer-agent: \S+ INFO done: /);
+    agentLogs.push(a.stderr);
   });
 
   it('coffer agent unlock: an invalid configuration exits 2 without running a failure action (the unit\'s FailureAction= does)', async () => {
@@ -285,6 +327,7 @@ describe('guest agent: every failure ends in the failure action, the volume unto
 
   it('a CofferError for every refusal (no stack trace reaches the operator)', async () => {
     await assert.rejects(fetchResource({ broker: 'http://192.0.2.1:1', resource: RESOURCE, evidence: configfsTsmSource({ root: sim.root }) }), (e: unknown) => e instanceof CofferError && e.code === 'AGENT_INSECURE_URL');
+    await assert.rejects(fetchResource({ broker: broker.url, resource: RESOURCE, tls: { pinSha256: 'ab'.repeat(32) }, evidence: configfsTsmSource({ root: sim.root }) }), (e: unknown) => e instanceof CofferError && e.code === 'AGENT_BAD_TLS');
     await assert.rejects(fetchResource({ broker: broker.url, resource: '../etc', evidence: configfsTsmSource({ root: sim.root }) }), (e: unknown) => e instanceof CofferError && e.code === 'AGENT_BAD_RESOURCE');
   });
 });

@@ -215,3 +215,16 @@ export async function deadUrl(): Promise<string> {
   await new Promise<void>((r) => s.close(() => r()));
   return `http://127.0.0.1:${port}`;
 }
+
+/** The real bin/coffer with standard output kept as bytes (runBin decodes it as UTF-8). */
+export function runBinRaw(bin: string, args: string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr }));
+  });
+}

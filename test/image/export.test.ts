@@ -84,6 +84,8 @@ describe('cloud exports', () => {
     assert.match(cmd, /--platform-key-file=out\/PK\.cer/);
     assert.match(cmd, /--forbidden-database-file=out\/dbx-hashes\.bin/);
     assert.match(cmd, /--guest-os-features=UEFI_COMPATIBLE/);
+    // A hash of another length would give an ESL whose header lies about its entries.
+    assert.throws(() => gcpFiles({ ...inputs, dbx: { certificates: [], hashes: [HASH, Buffer.alloc(20)] } }, OWNER), (e: unknown) => e instanceof CofferError && /32 bytes, got 20/.test(e.message));
   });
 
   test('GCP: a certificate gcloud would refuse (DER not beginning 30 82) is refused up front', () => {
@@ -268,6 +270,43 @@ describe('AWS --uefi-data', () => {
     assert.throws(() => decodeAwsUefiData(blobOf(badName)), code('AWS_BAD_UEFI_DATA', /not UTF-8/));
     assert.deepEqual(keysOf(parseAwsVarStore(store)), keysOf(twice));
     assert.ok(AWS_MAGIC.equals(Buffer.from('AMZNUEFI')) && AWS_EMPTY_DIGEST.length === 32);
+  });
+
+  test('review regressions: linear base64 check, names kept byte for byte and printable', () => {
+    const code = (c: string, re: RegExp) => (e: unknown): boolean => e instanceof CofferError && e.code === c && re.test(e.message);
+    // Whitespace then a stray byte: was quadratic backtracking (40,000 spaces took ~4 s).
+    const t0 = performance.now();
+    assert.throws(() => decodeAwsUefiData(Buffer.from(`QU1aTlVFRk${' '.repeat(200000)}!`)), code('AWS_BAD_UEFI_DATA', /neither/));
+    assert.ok(performance.now() - t0 < 1000, `base64 check took ${(performance.now() - t0).toFixed(0)} ms`);
+    // Base64 text with ASCII whitespace is still read; a 0xa0 byte (U+00A0 in latin1) is not whitespace.
+    const text = T02.toString('latin1').trim();
+    assert.equal(decodeAwsUefiData(Buffer.from(` ${text.slice(0, 76)}\r\n${text.slice(76)}\n\t`)).length, 23);
+    assert.throws(() => decodeAwsUefiData(Buffer.concat([Buffer.from(text.slice(0, 76)), Buffer.from([0xa0]), Buffer.from(text.slice(76))])), code('AWS_BAD_UEFI_DATA', /neither/));
+    // Raw stores (the decoder's view), each name valid UTF-8.
+    const raw = (name: Buffer): Buffer => {
+      const w = Buffer.alloc(8 + 8 + name.length + 8 + 1 + 16 + 4);
+      let o = w.writeBigUInt64LE(1n, 0);
+      o = w.writeBigUInt64LE(BigInt(name.length), o);
+      o += name.copy(w, o);
+      o = w.writeBigUInt64LE(1n, o);
+      o = w.writeUInt8(1, o) + 16;
+      w.writeUInt32LE(7, o);
+      return w;
+    };
+    assert.equal(parseAwsVarStore(raw(Buffer.from('PK')))[0]?.name, 'PK');
+    // A name over the 1024-byte limit is said to be so, not to overrun what remains.
+    const long = Buffer.concat([raw(Buffer.alloc(1025, 0x41)), Buffer.alloc(100)]);
+    assert.throws(() => parseAwsVarStore(long), code('AWS_BAD_UEFI_DATA', /claims 1025 bytes, more than the 1024 allowed/));
+    // A leading EF BB BF was dropped by TextDecoder's default: "\uFEFFPK" was shown as "PK".
+    assert.throws(() => parseAwsVarStore(raw(Buffer.from([0xef, 0xbb, 0xbf, 0x50, 0x4b]))), code('AWS_BAD_UEFI_DATA', /\("\\u\{feff\}PK"\) has a control, format/));
+    for (const bad of ['PK\nKEK 8be4df61 attributes 0x27', '\u001b[2JPK', 'P\u200bK', '\u202eKP', 'PK\u2028', 'PK\u0085', 'P\ue000K']) {
+      assert.throws(() => parseAwsVarStore(raw(Buffer.from(bad, 'utf8'))), code('AWS_BAD_UEFI_DATA', /has a control, format or private-use character/), JSON.stringify(bad));
+      assert.throws(() => encodeAwsVarStore([{ name: bad, guid: GLOBAL, attributes: 7, data: Buffer.from([1]) }]), code('USAGE', /has a control, format/), JSON.stringify(bad));
+    }
+    // A lone surrogate would be written as EF BF BD, another name than the one given.
+    assert.throws(() => encodeAwsVarStore([{ name: 'PK\ud800', guid: GLOBAL, attributes: 7, data: Buffer.from([1]) }]), code('USAGE', /lone surrogate/));
+    // Printable non-ASCII names still go both ways.
+    assert.equal(parseAwsVarStore(encodeAwsVarStore([{ name: 'Clé\u00a0Ω', guid: GLOBAL, attributes: 7, data: Buffer.from([1]) }]))[0]?.name, 'Clé\u00a0Ω');
   });
 
   test('the encoder refuses variables it cannot write faithfully', () => {

@@ -27,7 +27,10 @@ let admin: string;
 /** A confidential VM launched with `hostData`; its key never leaves it. */
 class Guest {
   readonly kp = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-  constructor(readonly hostData: Buffer) {}
+  constructor(
+    readonly hostData: Buffer,
+    readonly measurement: Buffer = MEASUREMENT,
+  ) {}
   async attestAndFetch(path: string): Promise<{ status: number; body: Record<string, unknown>; secret?: Buffer }> {
     const auth = await http(`${tb.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp', 'extra-params': '' } });
     assert.equal(auth.status, 200, auth.text);
@@ -35,7 +38,7 @@ class Guest {
     const rd = { nonce: auth.json.nonce as string, 'tee-pubkey': await exportJWK(this.kp.publicKey) };
     const reportData = Buffer.alloc(64);
     createHash('sha384').update(canonicalBytes(rd)).digest().copy(reportData);
-    const report = signReport(buildReport({ product: 'Milan', measurement: MEASUREMENT, reportData, hostData: this.hostData }), vcek.key);
+    const report = signReport(buildReport({ product: 'Milan', measurement: this.measurement, reportData, hostData: this.hostData }), vcek.key);
     const att = await http(`${tb.url}/kbs/v0/attest`, { body: { 'runtime-data': rd, 'tee-evidence': { report: report.toString('base64'), vcek: vcek.pem, cert_chain: amd.vcekChainPem } }, cookie });
     assert.equal(att.status, 200, att.text);
     const res = await http(`${tb.url}/kbs/v0/resource/${path}`, { cookie });
@@ -48,8 +51,10 @@ class Guest {
 before(async () => {
   tb = await startTestBroker(undefined, { testOnlySnpRoots: [{ cert: parseCertificates(amd.ark.der, 'fake ARK')[0] as NonNullable<ReturnType<typeof parseCertificates>[0]>, label: 'ARK-Milan (workload test)', product: 'Milan' }] });
   admin = readFileSync(tb.running.paths.adminTokenFile, 'utf8').trim();
-  // The policy `coffer workload digest` prints: both spellings of the identity.
-  const policy = `id: payments-release\nversion: 1\nevidence:\n  accepted: [sev-snp]\nworkload:\n  digest: ["${identity.sha384}", "${identity.sha256}"]\nfreshness:\n  nonce: required\n`;
+  // The policy `coffer workload digest` prints (both spellings of the identity), with the launch
+  // measurement of the image whose agent enforces HOST_DATA: HOST_DATA is chosen by the launcher
+  // and not measured, so on its own it would name the workload any image claims to run.
+  const policy = `id: payments-release\nversion: 1\nevidence:\n  accepted: [sev-snp]\nmeasurements:\n  snp: ["${MEASUREMENT.toString('hex')}"]\nworkload:\n  digest: ["${identity.sha384}", "${identity.sha256}"]\nfreshness:\n  nonce: required\n`;
   const p = await http(`${tb.url}/admin/v0/policies/payments`, { method: 'PUT', bearer: admin, body: { policy } });
   assert.equal(p.status, 200, p.text);
   const s = await http(`${tb.url}/admin/v0/secrets/payments/key/db`, { method: 'PUT', bearer: admin, body: { value: SECRET.toString('base64') } });
@@ -84,6 +89,10 @@ test('refused for a manifest changed by one byte, and for no workload identity a
   flipped[31] = (flipped[31] as number) ^ 1;
   const f = await new Guest(flipped).attestAndFetch('payments/key/db');
   assert.equal(f.status, 403);
+  // The right HOST_DATA claimed by another image (launch measurement): refused.
+  const impostor = await new Guest(Buffer.from(identity.snpHostData, 'hex'), Buffer.alloc(48, 0x66)).attestAndFetch('payments/key/db');
+  assert.equal(impostor.status, 403);
+  assert.equal(impostor.body.rule, 'measurement');
   const denied = await tb.running.broker.store.queryAudit({ action: 'kbs.resource', verdict: 'deny' });
-  assert.ok(denied.length >= 3);
+  assert.ok(denied.length >= 4);
 });

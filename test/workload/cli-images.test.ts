@@ -117,3 +117,37 @@ test('workload runtime-config writes a valid config.json and names the secrets t
   const missing = await runCli(['workload', 'runtime-config', join(import.meta.dirname, 'fixtures', 'hardened.yaml'), '--container', 'nope']);
   assert.equal(missing.code, 2);
 });
+
+test('workload verify: every image of a manifest pinned, pulled, signed by the manifest signer', async () => {
+  const manifest = (img: string, keyFile: string) =>
+    [
+      'version: 1',
+      'name: app',
+      `registries: ["${reg.host}"]`,
+      'containers:',
+      '  - name: app',
+      `    image: ${img}`,
+      `    signer: {publicKey: ${JSON.stringify(readFileSync(keyFile, 'utf8'))}}`,
+      '    command: [/bin/app]',
+      '    securityContext: {user: "1000"}',
+      '',
+    ].join('\n');
+  writeFileSync(join(dir, 'wl.yaml'), manifest(`${reg.host}/team/app@${image.manifest.digest}`, join(dir, 'key.pem')));
+  const ok = await runCli(['workload', 'verify', join(dir, 'wl.yaml'), ...auth()]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^VERIFIED {2}app: .*\(1 layers, cosign signature\)/);
+  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(join(dir, 'other2.pem'), other.publicKey.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(join(dir, 'wl-other.yaml'), manifest(`${reg.host}/team/app@${image.manifest.digest}`, join(dir, 'other2.pem')));
+  const wrong = await runCli(['workload', 'verify', join(dir, 'wl-other.yaml'), ...auth()]);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /COSIGN_NOT_VERIFIED/);
+  writeFileSync(join(dir, 'wl-unsigned.yaml'), manifest(`${reg.host}/team/app@${leaky.manifest.digest}`, join(dir, 'key.pem')));
+  const unsigned = await runCli(['workload', 'verify', join(dir, 'wl-unsigned.yaml'), ...auth()]);
+  assert.equal(unsigned.code, 1);
+  assert.match(unsigned.stderr, /COSIGN_NO_SIGNATURE/);
+  writeFileSync(join(dir, 'wl-tag.yaml'), manifest(`${reg.host}/team/app:v1`, join(dir, 'key.pem')));
+  const tag = await runCli(['workload', 'verify', join(dir, 'wl-tag.yaml'), ...auth()]);
+  assert.equal(tag.code, 1);
+  assert.match(tag.stderr, /WORKLOAD_NOT_PINNED/);
+});

@@ -3,6 +3,7 @@
 // else (so a rule that fires too widely fails as surely as one that does not fire).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkModel, loadWorkload, RULES, type Finding } from '../../src/workload/index.js';
@@ -10,7 +11,8 @@ import { checkModel, loadWorkload, RULES, type Finding } from '../../src/workloa
 const FIX = join(import.meta.dirname, 'fixtures');
 const DIGEST = 'sha256:' + 'ab'.repeat(32);
 const IMAGE = `registry.example.com/team/app:1.0@${DIGEST}`;
-const PEM = '-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\\n-----END PUBLIC KEY-----';
+// A JSON string is a YAML double-quoted scalar: the PEM's newlines survive.
+const PEM = JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString());
 
 function markers(text: string): { rule: string; line: number }[] {
   return text.split('\n').flatMap((l, i) => [...l.matchAll(/#!(CW\d{3})/g)].map((m) => ({ rule: m[1] as string, line: i + 1 })));
@@ -39,7 +41,7 @@ function coffer(p: { top?: string; image?: string; container?: string; sc?: stri
     'containers:',
     '  - name: app',
     `    image: ${p.image ?? IMAGE}`,
-    ...(p.signer === false ? [] : [`    signer: {publicKey: "${PEM}"}`]),
+    ...(p.signer === false ? [] : [`    signer: {publicKey: ${PEM}}`]),
     '    resources: {cpu: "1", memory: 1Gi, pids: 100}',
     ...(p.container ? [p.container] : []),
     '    securityContext:',
@@ -152,6 +154,7 @@ test('bad input: errors name the file, line and field', () => {
     ['version: 1\nname: w\ncontainers:\n  - name: app\n    image: registry.example.com/a@' + DIGEST + '\n    privilegd: true\n', /case\.yaml:6:5: containers\.0\.privilegd: unknown field/],
     ['version: 1\nname: w\ncontainers:\n  - name: app\n    image: "UPPER/case"\n', /case\.yaml:5:12: containers\.0\.image: image reference "UPPER\/case"/],
     ['version: 2\nname: w\ncontainers: []\n', /case\.yaml:1:10: version: must be 1/],
+    ['version: 1\nname: w\ncontainers:\n  - name: a\n    image: x\n    signer: {publicKey: "-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----"}\n', /case\.yaml:6:25: containers\.0\.signer\.publicKey: the signer key is not a PEM public key/],
     ['version: 1\nname: w\ncontainers:\n  - name: a\n    image: x\n  - name: a\n    image: y\n', /case\.yaml:6:11: containers\.1\.name: container name "a" is used twice/],
     ['version: 1\nname: w\ncontainers:\n  - name: a\n    image: x\n    mounts: [{volume: nope, path: /d}]\n', /case\.yaml:6:23: containers\.0\.mounts\.0\.volume: no volume named "nope"/],
     ['version: 1\nname: w\nname: v\n', /case\.yaml:3:1: Map keys must be unique/],

@@ -9,7 +9,7 @@
 
 check() {
     require_binaries node cryptsetup || return 1
-    [[ -d /usr/lib/coffer ]] || { derror "coffer: /usr/lib/coffer (dist/ and node_modules) is missing"; return 1; }
+    [[ -f /usr/lib/coffer/bin/coffer ]] || { derror "coffer: /usr/lib/coffer (bin/, dist/, node_modules/) is missing"; return 1; }
     [[ -f /etc/coffer/agent.yaml ]] || { derror "coffer: /etc/coffer/agent.yaml is missing"; return 1; }
     # Only when asked for (dracut --add coffer): it changes what a boot failure does.
     return 255
@@ -29,15 +29,18 @@ install() {
     inst_binary node
     inst_binary cryptsetup
     inst_multiple -o mkfs.ext4 mkfs.xfs systemctl
-    inst_simple /usr/bin/coffer /usr/bin/coffer
-    # The agent's code: copied as a tree (dist/ and node_modules/), owned by root, read-only.
+    # The agent's code: the package tree (bin/, dist/, production node_modules/) under
+    # /usr/lib/coffer; /usr/bin/coffer is a symlink to its bin/coffer (node resolves the link, so
+    # bin/coffer finds ../dist).
     inst_dir /usr/lib/coffer
     cp -a --no-preserve=ownership /usr/lib/coffer/. "${initdir}/usr/lib/coffer/"
+    ln_r /usr/lib/coffer/bin/coffer /usr/bin/coffer
     inst_simple /etc/coffer/agent.yaml
     # The broker's CA or pinned certificate, when the configuration names a file.
     [[ -f /etc/coffer/broker-ca.pem ]] && inst_simple /etc/coffer/broker-ca.pem
     inst_simple "$moddir/coffer-unlock.service" "$systemdsystemunitdir/coffer-unlock.service"
     $SYSTEMCTL -q --root "$initdir" enable coffer-unlock.service
     # No emergency shell on failure: nothing interactive may remain reachable.
+    mkdir -p "${initdir}/etc/cmdline.d"
     echo 'rd.shell=0 rd.emergency=poweroff' > "${initdir}/etc/cmdline.d/90coffer.conf"
 }

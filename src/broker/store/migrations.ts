@@ -243,12 +243,16 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
       "CREATE UNIQUE INDEX keks_one_current ON keks (state) WHERE state = 'current'",
       'CREATE INDEX secrets_kek_id ON secrets (kek_id)',
+      'CREATE INDEX volumes_kek_id ON volumes (kek_id)',
     ],
     sqlite: [
       // A secret is never (re)written under a retired KEK: a put that wrapped under the old KEK
       // just before the rotation finished fails rather than leave a key no one keeps.
       "CREATE TRIGGER secrets_kek_not_retired_insert BEFORE INSERT ON secrets WHEN EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') BEGIN SELECT RAISE(ABORT, 'the KEK is retired'); END",
       "CREATE TRIGGER secrets_kek_not_retired_update BEFORE UPDATE ON secrets WHEN EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') BEGIN SELECT RAISE(ABORT, 'the KEK is retired'); END",
+      // Volume keys likewise, while they hold key material (a revoked volume keeps its kek_id, erased).
+      "CREATE TRIGGER volumes_kek_not_retired_insert BEFORE INSERT ON volumes WHEN NEW.state = 'active' AND EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') BEGIN SELECT RAISE(ABORT, 'the KEK is retired'); END",
+      "CREATE TRIGGER volumes_kek_not_retired_update BEFORE UPDATE ON volumes WHEN NEW.state = 'active' AND EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') BEGIN SELECT RAISE(ABORT, 'the KEK is retired'); END",
     ],
     postgres: [
       `CREATE FUNCTION secrets_kek_not_retired() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -259,6 +263,14 @@ export const MIGRATIONS: readonly Migration[] = [
           RETURN NEW;
         END $$`,
       'CREATE TRIGGER secrets_kek_not_retired BEFORE INSERT OR UPDATE ON secrets FOR EACH ROW EXECUTE FUNCTION secrets_kek_not_retired()',
+      `CREATE FUNCTION volumes_kek_not_retired() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.state = 'active' AND EXISTS (SELECT 1 FROM keks WHERE id = NEW.kek_id AND state = 'retired') THEN
+            RAISE EXCEPTION 'the KEK % is retired', NEW.kek_id;
+          END IF;
+          RETURN NEW;
+        END $$`,
+      'CREATE TRIGGER volumes_kek_not_retired BEFORE INSERT OR UPDATE ON volumes FOR EACH ROW EXECUTE FUNCTION volumes_kek_not_retired()',
     ],
   },
 ];

@@ -654,12 +654,33 @@ export class PostgresStore implements Store {
     return out;
   }
 
+  async rewrapVolume(id: string, from: { kekId: string; wrappedKey: Buffer }, to: { kekId: string; wrappedKey: Buffer }, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      async (c) =>
+        (await c.query("UPDATE volumes SET kek_id = $1, wrapped_key = $2 WHERE id = $3 AND state = 'active' AND kek_id = $4 AND wrapped_key = $5", [to.kekId, to.wrappedKey, id, from.kekId, from.wrappedKey])).rowCount === 1,
+      audit,
+    );
+  }
+
+  async countVolumesByKek(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of (await this.pool.query("SELECT kek_id, COUNT(*) AS n FROM volumes WHERE state = 'active' GROUP BY kek_id")).rows as Row[]) out[String(r.kek_id)] = Number(r.n);
+    return out;
+  }
+
   async retireKek(id: string, at: number, audit?: AuditInput): Promise<boolean> {
     return this.changeAudited(async (c) => {
-      // SHARE conflicts with the ROW EXCLUSIVE of a put: one in flight commits before the check
+      // SHARE conflicts with the ROW EXCLUSIVE of a write: one in flight commits before the check
       // reads, and one that starts later waits and then meets the retired-KEK trigger.
-      await c.query('LOCK TABLE secrets IN SHARE MODE');
-      return (await c.query("UPDATE keks SET state = 'retired', retired_at = $1 WHERE id = $2 AND state = 'retiring' AND NOT EXISTS (SELECT 1 FROM secrets WHERE kek_id = $2)", [at, id])).rowCount === 1;
+      await c.query('LOCK TABLE secrets, volumes IN SHARE MODE');
+      return (
+        (
+          await c.query(
+            "UPDATE keks SET state = 'retired', retired_at = $1 WHERE id = $2 AND state = 'retiring' AND NOT EXISTS (SELECT 1 FROM secrets WHERE kek_id = $2) AND NOT EXISTS (SELECT 1 FROM volumes WHERE kek_id = $2 AND state = 'active')",
+            [at, id],
+          )
+        ).rowCount === 1
+      );
     }, audit);
   }
 }

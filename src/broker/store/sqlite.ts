@@ -531,9 +531,25 @@ export class SqliteStore implements Store {
     return out;
   }
 
+  async rewrapVolume(id: string, from: { kekId: string; wrappedKey: Buffer }, to: { kekId: string; wrappedKey: Buffer }, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      () => this.db.prepare("UPDATE volumes SET kek_id = ?, wrapped_key = ? WHERE id = ? AND state = 'active' AND kek_id = ? AND wrapped_key = ?").run(to.kekId, to.wrappedKey, id, from.kekId, from.wrappedKey).changes === 1,
+      audit,
+    );
+  }
+
+  async countVolumesByKek(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const r of this.db.prepare("SELECT kek_id, COUNT(*) AS n FROM volumes WHERE state = 'active' GROUP BY kek_id").all() as Row[]) out[String(r.kek_id)] = Number(r.n);
+    return out;
+  }
+
   async retireKek(id: string, at: number, audit?: AuditInput): Promise<boolean> {
     return this.changeAudited(
-      () => this.db.prepare("UPDATE keks SET state = 'retired', retired_at = ? WHERE id = ? AND state = 'retiring' AND NOT EXISTS (SELECT 1 FROM secrets WHERE kek_id = ?)").run(at, id, id).changes === 1,
+      () =>
+        this.db
+          .prepare("UPDATE keks SET state = 'retired', retired_at = ? WHERE id = ? AND state = 'retiring' AND NOT EXISTS (SELECT 1 FROM secrets WHERE kek_id = ?) AND NOT EXISTS (SELECT 1 FROM volumes WHERE kek_id = ? AND state = 'active')")
+          .run(at, id, id, id).changes === 1,
       audit,
     );
   }

@@ -409,10 +409,19 @@ export interface Store {
   /** Number of secrets per KEK id. */
   countSecretsByKek(): Promise<Record<string, number>>;
   /**
-   * retiring → retired, only if no secret's data key is wrapped by it (checked in the same
-   * statement); false otherwise. Once retired, the schema refuses any secret written under it
-   * (a trigger). PostgreSQL: take `LOCK TABLE secrets IN SHARE MODE` in the transaction before
-   * the conditional UPDATE, so a put in flight commits (or waits) before the check reads.
+   * The same compare-and-swap for an active volume's sealed key (table volumes): (kek_id,
+   * wrapped_key) to `to` only if the volume is active and they still equal `from`. key_version
+   * and updated_* stay: the volume key did not change.
+   */
+  rewrapVolume(id: string, from: { kekId: string; wrappedKey: Buffer }, to: { kekId: string; wrappedKey: Buffer }, audit?: AuditInput): Promise<boolean>;
+  /** Number of active volumes (revoked ones hold no key material) per KEK id. */
+  countVolumesByKek(): Promise<Record<string, number>>;
+  /**
+   * retiring → retired, only if no secret and no active volume has a data key wrapped by it
+   * (checked in the same statement); false otherwise. Once retired, the schema refuses any secret
+   * or active volume written under it (triggers). PostgreSQL: take `LOCK TABLE secrets, volumes IN
+   * SHARE MODE` in the transaction before the conditional UPDATE, so a write in flight commits (or
+   * waits) before the check reads.
    */
   retireKek(id: string, at: number, audit?: AuditInput): Promise<boolean>;
 }

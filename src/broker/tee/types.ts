@@ -15,6 +15,8 @@ export interface TeeVerifyContext {
   expectedReportData?: Buffer;
   /** TPM attestation keys the operator trusts: pinned AK public keys and AK certificate roots. */
   tpm?: { pinnedAks: readonly KeyObject[]; akRoots: readonly TrustAnchor[] };
+  /** Intel roots for TDX quotes; undefined: the pinned Intel SGX Root CA. Only tests pass others. */
+  tdxRoots?: readonly TrustAnchor[];
 }
 
 export interface TeeVerified {

@@ -102,14 +102,26 @@ export class TpmClient {
   private async exec(code: number, handles: readonly number[], params: Uint8Array, sessions: readonly CommandSession[] = [], responseHandles = 0): Promise<ParsedResponse> {
     const command = buildCommand(code, handles, params, sessions);
     const name = CC_NAMES[code] ?? `command 0x${code.toString(16)}`;
-    for (let attempt = 0; ; attempt++) {
-      const resp = parseResponse(await this.transport.send(command), { handles: responseHandles, sessions: sessions.length });
-      if (resp.rc === 0) return resp;
-      if (isRetryable(resp.rc) && attempt < MAX_RETRIES) {
-        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
-        continue;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const raw = await this.transport.send(command);
+        let resp: ParsedResponse;
+        try {
+          resp = parseResponse(raw, { handles: responseHandles, sessions: sessions.length });
+        } finally {
+          // Commands and responses may carry secrets (Create's data, Unseal's output): parsed
+          // values are copies, so the frames themselves are wiped as soon as they are read.
+          raw.fill(0);
+        }
+        if (resp.rc === 0) return resp;
+        if (isRetryable(resp.rc) && attempt < MAX_RETRIES) {
+          await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+          continue;
+        }
+        throw tpmRcError(name, resp.rc);
       }
-      throw tpmRcError(name, resp.rc);
+    } finally {
+      command.fill(0);
     }
   }
 
@@ -258,7 +270,13 @@ export class TpmClient {
   }
 
   async create(parent: number, template: Uint8Array, opts: { data?: Uint8Array; parentAuth?: Uint8Array } = {}): Promise<CreatedObject> {
-    const resp = await this.execAuth(TPM_CC.Create, [parent], [], this.createParams(template, opts.data), { kind: 'password', ...(opts.parentAuth ? { password: opts.parentAuth } : {}) });
+    const params = this.createParams(template, opts.data);
+    let resp: ParsedResponse;
+    try {
+      resp = await this.execAuth(TPM_CC.Create, [parent], [], params, { kind: 'password', ...(opts.parentAuth ? { password: opts.parentAuth } : {}) });
+    } finally {
+      params.fill(0);
+    }
     return parsed(resp.params, 'Create response', (r) => {
         const priv = readTpm2b(r, 4096, 'outPrivate');
         const pub = readTpm2bPublicBytes(r, 'outPublic');
@@ -393,7 +411,11 @@ export class TpmClient {
   /** Unseal authorised by a policy session; the session ends with the command (continueSession clear). */
   async unseal(item: LoadedObject, session: PolicySession): Promise<Buffer> {
     const resp = await this.execAuth(TPM_CC.Unseal, [item.handle], [item.name], Buffer.alloc(0), { kind: 'policy', session, continueSession: false });
-    return parsed(resp.params, 'Unseal response', (r) => readTpm2b(r, 128, 'outData'));
+    try {
+      return parsed(resp.params, 'Unseal response', (r) => readTpm2b(r, 128, 'outData'));
+    } finally {
+      resp.params.fill(0);
+    }
   }
 
   /** FlushContext takes its handle as a parameter, not in the handle area. */

@@ -160,6 +160,19 @@ export class Tpm {
     }
   }
 
+  /**
+   * The AK quote() signs with (same options), without quoting: its TPMT_PUBLIC, name, qualified
+   * name and public key as PEM (what an operator pins at the broker).
+   */
+  async attestationKey(opts: QuoteOptions = {}): Promise<{ public: Buffer; name: Buffer; qualifiedName: Buffer; pem: string }> {
+    const hierarchy = HIERARCHIES[opts.hierarchy ?? 'endorsement'];
+    if (hierarchy === undefined) throw inputError('TPM_BAD_ARGUMENT', `unknown hierarchy ${String(opts.hierarchy)}`);
+    const ak = await this.client.createPrimary(hierarchy, opts.akTemplate ? Buffer.from(opts.akTemplate) : akTemplate(opts.ak ?? 'ecc'), opts.hierarchyAuth ? { hierarchyAuth: opts.hierarchyAuth } : {});
+    await this.flushQuietly(ak.handle);
+    const pub = parseTpmtPublic(ak.public);
+    return { public: ak.public, name: ak.name, qualifiedName: qualifiedName(hierarchy, ak.name), pem: pub.key.export({ type: 'spki', format: 'pem' }).toString() };
+  }
+
   /** The EK the TCG default template (L-1 RSA or L-2 ECC) derives: the key an EK certificate certifies. */
   async endorsementKey(kind: 'rsa' | 'ecc' = 'rsa', endorsementAuth?: Uint8Array): Promise<{ public: Buffer; name: Buffer }> {
     const ek = await this.client.createPrimary(TPM_RH.ENDORSEMENT, ekTemplate(kind), endorsementAuth ? { hierarchyAuth: endorsementAuth } : {});

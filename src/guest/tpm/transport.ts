@@ -125,9 +125,13 @@ export class DeviceTransport implements TpmTransport {
           const resp = buf.subarray(0, r.bytesRead);
           if (resp.length > this.maxResponseBytes) throw inputError('TPM_BAD_RESPONSE', `${this.path}: the response is longer than the ${this.maxResponseBytes}-byte limit`);
           if (resp.length < HEADER_SIZE) throw inputError('TPM_BAD_RESPONSE', `${this.path}: the response is ${resp.length} bytes, shorter than a TPM header`);
-          const size = declaredResponseSize(resp, this.maxResponseBytes, this.path) as number;
-          if (size !== resp.length) throw inputError('TPM_BAD_RESPONSE', `${this.path}: the response header declares ${size} bytes, ${resp.length} arrived`);
-          return Buffer.from(resp);
+          try {
+            const size = declaredResponseSize(resp, this.maxResponseBytes, this.path) as number;
+            if (size !== resp.length) throw inputError('TPM_BAD_RESPONSE', `${this.path}: the response header declares ${size} bytes, ${resp.length} arrived`);
+            return Buffer.from(resp);
+          } finally {
+            buf.fill(0);
+          }
         })();
         return await Promise.race([io, timeout]);
       } catch (e) {
@@ -168,6 +172,7 @@ export class SocketTransport implements TpmTransport {
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
   private readonly framing: 'raw' | 'mssim';
+  private readonly locality: number;
 
   constructor(
     private readonly target: Extract<TpmTarget, { kind: 'tcp' | 'unix' }>,
@@ -179,8 +184,6 @@ export class SocketTransport implements TpmTransport {
     if (!Number.isInteger(this.locality) || this.locality < 0 || this.locality > 4) throw inputError('USAGE', `TPM locality ${this.locality} is not 0-4`);
     this.description = target.kind === 'tcp' ? `swtpm ${target.host}:${target.port}` : `swtpm ${target.path}`;
   }
-
-  private readonly locality: number;
 
   private connectOnce(): Promise<Socket> {
     if (this.broken) return Promise.reject(inputError('TPM_UNAVAILABLE', `${this.description}: the connection was closed after an earlier failure`));
@@ -236,6 +239,7 @@ export class SocketTransport implements TpmTransport {
       let total: number | undefined;
       const done = (err: Error | undefined, value?: Buffer) => {
         clearTimeout(timer);
+        got.fill(0);
         s.off('data', onData);
         s.off('close', onClose);
         s.off('error', onError);
@@ -243,7 +247,10 @@ export class SocketTransport implements TpmTransport {
         else resolve(value as Buffer);
       };
       const onData = (chunk: Buffer) => {
+        const prev = got;
         got = Buffer.concat([got, chunk]);
+        prev.fill(0);
+        chunk.fill(0);
         try {
           if (total === undefined) {
             if (mssim && got.length >= 4) {
@@ -274,7 +281,8 @@ export class SocketTransport implements TpmTransport {
         head.writeUInt32BE(MSSIM_SEND_COMMAND, 0);
         head.writeUInt8(this.locality, 4);
         head.writeUInt32BE(cmd.length, 5);
-        s.write(Buffer.concat([head, cmd]));
+        const framed = Buffer.concat([head, cmd]);
+        s.write(framed, () => framed.fill(0));
       } else {
         s.write(cmd);
       }

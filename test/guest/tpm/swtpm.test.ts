@@ -170,6 +170,11 @@ describe('quotes', () => {
       assert.ok(parseTpmQuote(q.attest).extraData.equals(Buffer.alloc(64, 0xcd)));
       // A primary AK from a fixed template: nothing to store across boots, the same name each time.
       assert.equal(q.akName.toString('hex'), (quotes.ecc as TpmQuoteEvidence).akName.toString('hex'));
+      const ak = await t.attestationKey();
+      assert.ok(ak.public.equals(q.akPublic) && ak.qualifiedName.equals(q.akQualifiedName));
+      assert.match(ak.pem, /^-----BEGIN PUBLIC KEY-----/);
+      const rsa = await t.attestationKey({ ak: 'rsa' });
+      assert.ok(rsa.public.equals((quotes.rsa as TpmQuoteEvidence).akPublic));
       await rejectsCoffer(() => t.quote(Buffer.alloc(65), { sha256: [7] }), 'TPM_BAD_ARGUMENT');
       await rejectsCoffer(() => t.quote(Buffer.alloc(0), { sha256: [7] }), 'TPM_BAD_ARGUMENT');
     });

@@ -336,8 +336,8 @@ export function registerSecureboot(program: Command, ctx: CliContext): void {
       }
       if (f.cloud === 'gcp') {
         const files = gcpFiles(inputs, owner);
-        for (const file of files) writeOut(join(f.out, file.name), file.data);
         const command = gcpCommand(files, f.out);
+        for (const file of files) writeOut(join(f.out, file.name), file.data);
         writeOut(join(f.out, 'gcloud.sh'), Buffer.from(`${command}\n`));
         if (f.json) ctx.io.out(toJson({ ok: true, cloud: 'gcp', out: f.out, files: files.map((x) => ({ name: x.name, flag: x.flag, size: x.data.length })), command }));
         else ctx.io.out(`GCP: ${files.length} files in ${f.out} (DER X.509${files.some((x) => x.name.endsWith('.bin')) ? '; dbx hashes as a binary ESL' : ''})\n${command}`);

@@ -73,6 +73,8 @@ function shellQuote(s: string): string {
 
 /** The example command line, files relative to `dir`. */
 export function gcpCommand(files: readonly GcpFile[], dir: string, image = 'IMAGE_NAME'): string {
+  // The list flags split their value at commas: a comma in the directory would name other files.
+  if (dir.includes(',')) throw inputError('USAGE', `the output directory "${dir}" has a comma, which gcloud's list flags would split at`);
   const flags = new Map<string, string[]>();
   for (const f of files) flags.set(f.flag, [...(flags.get(f.flag) ?? []), `${dir.replace(/\/$/, '')}/${f.name}`]);
   const parts = [`gcloud compute images create ${image}`, '--source-disk=SOURCE_DISK --source-disk-zone=ZONE', '--guest-os-features=UEFI_COMPATIBLE'];

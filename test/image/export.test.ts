@@ -86,6 +86,7 @@ describe('cloud exports', () => {
     assert.match(cmd, /--guest-os-features=UEFI_COMPATIBLE/);
     // A hash of another length would give an ESL whose header lies about its entries.
     assert.throws(() => gcpFiles({ ...inputs, dbx: { certificates: [], hashes: [HASH, Buffer.alloc(20)] } }, OWNER), (e: unknown) => e instanceof CofferError && /32 bytes, got 20/.test(e.message));
+    assert.throws(() => gcpCommand(files, 'out,1/'), (e: unknown) => e instanceof CofferError && /has a comma/.test(e.message));
   });
 
   test('GCP: a certificate gcloud would refuse (DER not beginning 30 82) is refused up front', () => {

@@ -9,6 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { CofferError } from '../../src/errors.js';
 import { backoffMs, lineLogger, parseAgentConfig, probeVolume, runFailureAction } from '../../src/guest/index.js';
+import fc from 'fast-check';
+import { certTable } from './tsm-sim.js';
+import { describeAuxblob } from '../../src/guest/index.js';
+import { valueOrCoffer } from '../helpers/property.js';
 import { REPO } from '../helpers/build.js';
 import { runCli } from '../helpers/cli.js';
 import { blankVolume, failureDouble, luksVolume, randomKey, requireTool, VOLUME_BYTES } from './helpers.js';
@@ -59,6 +63,27 @@ describe('agent configuration', () => {
   it('the example configuration in packaging/ is valid', () => {
     const c = parseAgentConfig(readFileSync(join(REPO, 'packaging/agent.yaml.example'), 'utf8'));
     assert.equal(c.volume.unlock, 'open');
+  });
+});
+
+describe('property: configuration and certificate tables from arbitrary input', () => {
+  it('any YAML document or text gives a configuration or an AGENT_BAD_CONFIG, nothing else', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.jsonValue().map((v) => stringify(v)), fc.record({ broker: fc.jsonValue(), volume: fc.jsonValue(), failure: fc.jsonValue() }).map((v) => stringify(v))), (text) =>
+        valueOrCoffer('parseAgentConfig', () => parseAgentConfig(text), { kinds: ['input'] }),
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('any auxblob bytes (and mutations of a real table) give a description or a CofferError', () => {
+    const real = certTable([{ guid: '63da758d-e664-4564-adc5-f4b93be8accd', der: Buffer.alloc(40, 1) }, { guid: 'c0b406a4-a803-4952-9743-3fb6014cd0ae', der: Buffer.alloc(10, 2) }]);
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.tuple(fc.nat(real.length - 1), fc.integer({ min: 0, max: 255 })).map(([i, b]) => { const c = Buffer.from(real); c[i] = b; return c; })), (bytes) =>
+        valueOrCoffer('describeAuxblob', () => describeAuxblob(Buffer.from(bytes))),
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 

@@ -3,7 +3,8 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { Agent } from 'node:https';
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { inputError } from '../errors.js';
 import * as x509 from '../pki/x509.js';
@@ -126,6 +127,50 @@ export function spkiPin(cert: X509Certificate | Buffer | string): string {
 /** SHA-256 fingerprint of a PEM or DER certificate, as `loadOrCreateSelfSigned` reports it. */
 export function certificateFingerprint(cert: Buffer | string): string {
   return new X509Certificate(cert).fingerprint256;
+}
+
+/**
+ * A pin as the broker prints it: the certificate's SHA-256 fingerprint (colons optional, any
+ * case) or the public-key pin `sha256//<base64>`. Returned in the form compared.
+ */
+export function parsePin(pin: string): { kind: 'cert' | 'spki'; value: string } {
+  const p = pin.trim();
+  if (/^sha256\/\/[A-Za-z0-9+/]{43}=$/.test(p)) return { kind: 'spki', value: p };
+  const hex = p.replace(/^sha256:/i, '').replace(/[:\s]/g, '');
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw inputError('USAGE', `--pin must be the SHA-256 certificate fingerprint the broker printed (AB:CD:…, 32 bytes) or a public-key pin sha256//…`);
+  return { kind: 'cert', value: hex.toUpperCase().match(/../g)?.join(':') ?? '' };
+}
+
+/**
+ * An HTTPS agent that trusts exactly one certificate (or public key): the connection is handed to
+ * the request only after the handshake showed the pinned one, so nothing (no bearer token) is
+ * sent to another server. The chain is not checked: the pin replaces it.
+ */
+export function pinnedAgent(pin: string): Agent {
+  const want = parsePin(pin);
+  const agent = new Agent({ keepAlive: false });
+  const create = (opts: ConnectionOptions, done: (err: Error | null, s?: TLSSocket) => void): undefined => {
+    const s = connect({ ...opts, rejectUnauthorized: false });
+    let called = false;
+    const once = (err: Error | null, sock?: TLSSocket) => {
+      if (called) return;
+      called = true;
+      done(err, sock);
+    };
+    s.once('secureConnect', () => {
+      const peer = s.getPeerCertificate();
+      const got = want.kind === 'cert' ? peer.fingerprint256 : peer.raw ? spkiPin(peer.raw) : '';
+      if (got === want.value) once(null, s);
+      else {
+        s.destroy();
+        once(inputError('BROKER_PIN_MISMATCH', `the server's certificate is not the pinned one (it presented ${want.kind === 'cert' ? got : `public key ${got}`}): refusing to send anything`));
+      }
+    });
+    s.once('error', (e) => once(e));
+    return undefined;
+  };
+  (agent as unknown as { createConnection: typeof create }).createConnection = create;
+  return agent;
 }
 
 /**

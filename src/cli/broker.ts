@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
-import { DEFAULT_PORT, ROLES, brokerPaths, rotateKek, createToken, describeStore, isPostgresUrl, openStore, parseListen, prefixPath, resourcePath, startBroker, urlHasPassword, type Role, type RunningBroker } from '../broker/index.js';
+import { DEFAULT_PORT, ROLES, brokerPaths, pinnedAgent, readPrivateFile, rotateKek, createToken, describeStore, isPostgresUrl, openStore, parseListen, prefixPath, resourcePath, startBroker, urlHasPassword, type Role, type RunningBroker } from '../broker/index.js';
 import { action, common, type CliContext } from './main.js';
 import { toJson, EXIT_OK } from './output.js';
 import { readInput, parseTime } from './files.js';
@@ -41,6 +41,9 @@ interface ClientFlags extends HomeFlags {
   url?: string;
   tokenFile?: string;
   ca?: string;
+  pin?: string;
+  clientCert?: string;
+  clientKey?: string;
   allowInsecureHttp?: boolean;
 }
 
@@ -109,6 +112,10 @@ async function api(f: ClientFlags, method: string, path: string, payload?: unkno
   const token = adminToken(f);
   const data = payload === undefined ? undefined : Buffer.from(JSON.stringify(payload));
   const ca = f.ca ? readInput(f.ca, 'CA certificate') : undefined;
+  if (f.pin !== undefined && url.protocol !== 'https:') throw inputError('USAGE', '--pin needs an https:// broker URL');
+  if ((f.clientCert === undefined) !== (f.clientKey === undefined)) throw inputError('USAGE', '--client-cert and --client-key go together');
+  const agent = f.pin !== undefined ? pinnedAgent(f.pin) : undefined;
+  const clientCert = f.clientCert !== undefined && f.clientKey !== undefined ? { cert: readInput(f.clientCert, 'client certificate'), key: readPrivateFile(f.clientKey, 'the TLS client key') } : undefined;
   const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
       url,
@@ -117,6 +124,8 @@ async function api(f: ClientFlags, method: string, path: string, payload?: unkno
         headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}) },
         timeout: 30_000,
         ...(ca ? { ca } : {}),
+        ...(agent ? { agent } : {}),
+        ...(clientCert ?? {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -126,7 +135,7 @@ async function api(f: ClientFlags, method: string, path: string, payload?: unkno
       },
     );
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (e: NodeJS.ErrnoException) => reject(inputError('BROKER_UNREACHABLE', `cannot reach the broker at ${base.origin}: ${e.code ?? e.message}`)));
+    req.on('error', (e: NodeJS.ErrnoException) => reject(e instanceof CofferError ? e : inputError('BROKER_UNREACHABLE', `cannot reach the broker at ${base.origin}: ${e.code ?? e.message}`)));
     if (data) req.write(data);
     req.end();
   }).finally(() => data?.fill(0));
@@ -153,6 +162,9 @@ function clientOptions(cmd: Command): Command {
     .option('--url <url>', `broker URL (default $COFFER_URL or http://127.0.0.1:${DEFAULT_PORT})`)
     .option('--token-file <file>', 'file holding the admin token (default $COFFER_TOKEN, else admin.token next to the default database)')
     .option('--ca <file>', 'CA certificate (PEM) to trust for an https:// broker')
+    .option('--pin <fingerprint>', 'trust exactly this certificate: the SHA-256 fingerprint (or sha256//… public-key pin) `broker serve` printed')
+    .option('--client-cert <file>', 'TLS client certificate (PEM) for a broker started with --client-ca')
+    .option('--client-key <file>', 'its private key (PEM, mode 0600)')
     .option('--allow-insecure-http', 'send the admin token over plain http:// to a non-loopback broker (refused otherwise)')
     .option('--home <dir>', 'broker home (default $COFFER_HOME or ./.coffer)');
 }
@@ -251,7 +263,7 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
           store,
           to: kekSpec(f.to),
           actor: `cli:${process.env.USER ?? 'unknown'}`,
-          onRewrapped: f.json ? undefined : (path, done, total) => ctx.io.err(`  re-wrapped ${path} (${done}/${total})`),
+          onRewrapped: f.json ? undefined : (_path, done, total) => (done % 100 === 0 || done === total ? ctx.io.err(`  re-wrapped ${done}/${total}`) : undefined),
         });
         if (f.json) ctx.io.out(toJson({ ok: true, ...r }));
         else {
@@ -264,6 +276,33 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
               '  restart brokers started with --kek for the old key with the new spec (or without --kek)',
             ].join('\n'),
           );
+        }
+        return EXIT_OK;
+      } finally {
+        await store.close();
+      }
+    }),
+  );
+
+  common(
+    broker
+      .command('kek')
+      .command('list')
+      .description('the KEKs the store knows: where each lives, its state (current, retiring, retired) and how many secrets and volume keys it seals')
+      .option('--home <dir>', 'broker home (default $COFFER_HOME or ./.coffer)')
+      .option('--db <path>', 'SQLite database (default <home>/broker.db)')
+      .option('--store <url>', STORE_HELP),
+  ).action(
+    action(ctx, async (f: HomeFlags) => {
+      const store = await openStore(storeOf(f));
+      try {
+        const [keks, secrets, volumes] = await Promise.all([store.listKeks(), store.countSecretsByKek(), store.countVolumesByKek()]);
+        const rows = keks.map((k) => ({ ...k, secrets: secrets[k.id] ?? 0, volumes: volumes[k.id] ?? 0 }));
+        const unknown = [...new Set([...Object.keys(secrets), ...Object.keys(volumes)])].filter((id) => !keks.some((k) => k.id === id));
+        if (f.json) ctx.io.out(toJson({ ok: true, keks: rows, unregistered: unknown }));
+        else {
+          ctx.io.out(rows.length === 0 ? '(no KEK recorded yet: the first broker start records one)' : table([['ID', 'STATE', 'SECRETS', 'VOLUMES', 'SPEC'], ...rows.map((r) => [r.id, r.state, String(r.secrets), String(r.volumes), r.spec])]));
+          if (unknown.length > 0) ctx.io.err(`coffer: warning: secrets are sealed under KEKs the store does not record: ${unknown.join(', ')}`);
         }
         return EXIT_OK;
       } finally {

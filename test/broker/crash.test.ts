@@ -98,9 +98,12 @@ async function crashRun(target: Target): Promise<string> {
   const t0 = Date.now();
   const marks: string[] = [];
   const mark = (what: string) => marks.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
-  let b = await startChild(home, target.spec, ark);
-  mark('started');
+  // The broker to stop at the end, whatever fails.
+  const live: { b?: ChildBroker } = {};
   try {
+    let b = await startChild(home, target.spec, ark);
+    live.b = b;
+    mark('started');
     const admin = readFileSync(join(home, 'admin.token'), 'utf8').trim();
     assert.equal((await http(`${b.url}/admin/v0/policies/crash`, { method: 'PUT', bearer: admin, body: { policy: policyFor('crash-release', MEASUREMENT_A) } })).status, 200);
     assert.equal((await http(`${b.url}/admin/v0/secrets/crash/key/fixed`, { method: 'PUT', bearer: admin, body: { value: FIXED.toString('base64') } })).status, 200);
@@ -130,6 +133,7 @@ async function crashRun(target: Target): Promise<string> {
       assert.ok(current.proc.signalCode === 'SIGKILL', `round ${round}: the broker was killed`);
       mark(`kill ${round + 1}`);
       b = await startChild(home, target.spec, ark);
+      live.b = b;
       mark('restarted');
     }
 
@@ -157,7 +161,7 @@ async function crashRun(target: Target): Promise<string> {
     }
     mark('read back');
   } finally {
-    await b.stop();
+    await live.b?.stop();
     rmSync(home, { recursive: true, force: true });
   }
 

@@ -210,6 +210,18 @@ await rotateKek({ store, to: process.argv[3], onRewrapped: async (_p, done) => {
   assert.deepEqual(counts, { [oldId]: 5, [newId]: 3 });
   await allReadable();
 
+  // Mid-rotation, `kek list` shows both KEKs and what each still seals.
+  const mid = await runCli(['broker', 'kek', 'list', '--db', tb.running.paths.db, '--json']);
+  assert.equal(mid.code, 0, mid.stderr);
+  const rows = (JSON.parse(mid.stdout) as { keks: { id: string; state: string; secrets: number; volumes: number }[] }).keks;
+  assert.deepEqual(
+    rows.filter((k) => k.state !== 'retired').map((k) => [k.id, k.state, k.secrets, k.volumes]),
+    [
+      [oldId, 'retiring', 5, 1],
+      [newId, 'current', 3, 0],
+    ],
+  );
+
   // Resumed through the CLI (in-process), then the old key is destroyed in the token.
   const cli = await runCli(['broker', 'rotate-kek', '--db', tb.running.paths.db, '--to', spec, '--json']);
   assert.equal(cli.code, 0, cli.stderr);

@@ -511,7 +511,11 @@ function suite(make: () => Backend): void {
       const e = make();
       await e.setup();
       const home = mkdtempSync(join(tmpdir(), 'coffer-store-e2e-'));
-      const tb = await startTestBroker(home, { store: e.spec() });
+      const tb = await startTestBroker(home, { store: e.spec() }).catch(async (err: unknown) => {
+        rmSync(home, { recursive: true, force: true });
+        await e.teardown();
+        throw err;
+      });
       try {
         const admin = await tb.token('admin');
         const adm = (p: string) => `${tb.url}/admin/v0/${p}`;

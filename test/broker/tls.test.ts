@@ -229,3 +229,41 @@ test('refused: plain HTTP on a non-loopback address, --client-ca without TLS, a 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('CLI client: --pin trusts exactly the printed fingerprint and sends nothing to another certificate; --client-cert for mTLS', async () => {
+  const port = new URL(tb.url).port;
+  const fp = tb.running.tls?.fingerprint as string;
+  const tokenFile = tb.running.paths.adminTokenFile;
+  const base = ['broker', 'secret', 'list', '--url', `https://127.0.0.1:${port}`, '--token-file', tokenFile];
+  const ok = await runCli([...base, '--pin', fp]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal((await runCli([...base, '--pin', fp.replace(/:/g, '').toLowerCase()])).code, 0, 'colons and case do not matter');
+  assert.equal((await runCli([...base, '--pin', tb.running.tls?.spkiPin as string])).code, 0, 'the public-key pin works too');
+  const listed = async () => (await tb.running.broker.store.queryAudit({ action: 'admin.secret.list', limit: 1000 })).length;
+  const before = await listed();
+  const wrongPin = `${fp.startsWith('00') ? '11' : '00'}${fp.slice(2)}`;
+  const bad = await runCli([...base, '--pin', wrongPin]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /BROKER_PIN_MISMATCH|not the pinned one/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  assert.equal(await listed(), before, 'the request never reached the broker');
+  // Without --pin or --ca the self-signed certificate is not trusted.
+  const untrusted = await runCli(base);
+  assert.equal(untrusted.code, 2);
+  assert.match(untrusted.stderr, /BROKER_UNREACHABLE.*(SELF_SIGNED|self[- ]signed)/i);
+  assert.equal((await runCli([...base, '--pin', 'abc'])).code, 2);
+
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-mtls-cli-'));
+  const running = await startBroker({ paths: brokerPaths({ home: dir }), host: '127.0.0.1', port: 0, selfSignedTls: true, clientCaFile: join(work, 'ca.pem'), logStream: tb.logs, testOnlySnpRoots: fakeRoots() });
+  try {
+    const args = ['broker', 'secret', 'list', '--url', running.url, '--token-file', running.paths.adminTokenFile, '--ca', join(dir, 'tls-cert.pem')];
+    const without = await runCli(args);
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /ADMIN_CLIENT_CERT|TLS client certificate/);
+    const withCert = await runCli([...args, '--client-cert', join(work, 'ca-client.pem'), '--client-key', join(work, 'ca-client.key')]);
+    assert.equal(withCert.code, 0, withCert.stderr);
+  } finally {
+    await running.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -292,3 +292,18 @@ test('an AK certificate chaining to a trusted tpm-ak-root is accepted instead of
   assert.equal((await http(adm('trusted-keys/tpm-ak-root/test-ca'), { method: 'DELETE', bearer: admin })).status, 204);
   assertProblem((await attest(att, { ak: 'ak-unpinned', mutate: withCert('akcert.pem') })).reply, 403, 'evidence-invalid', 'KBS_TPM_AK_UNTRUSTED');
 });
+
+test('a TPM volume identity (PCR 16) releases its key to this TPM; another PCR value is refused', async () => {
+  const mk = (id: string, value: string) => http(adm('volumes'), { method: 'POST', bearer: admin, body: { id, identity: { tpm: { pcrs: { sha256: { '16': value } } } } } });
+  assert.equal((await mk('tpm-vm', pcr16)).status, 201);
+  assert.equal((await mk('tpm-vm-other', 'cd'.repeat(32))).status, 201);
+  const att = new Attester();
+  const { cookie, reply } = await attest(att);
+  assert.equal(reply.status, 200, reply.text);
+  const key = await http(kbs('resource/volumes/tpm-vm/key'), { cookie });
+  assert.equal(key.status, 200, key.text);
+  assert.equal(Buffer.from((await flattenedDecrypt(key.json as unknown as FlattenedJWE, att.privateKey)).plaintext).length, 32);
+  const other = await http(kbs('resource/volumes/tpm-vm-other/key'), { cookie });
+  assertProblem(other, 403, 'policy-denied', 'KBS_POLICY_DENIED');
+  assert.equal(other.json.rule, 'pcr.sha256.16');
+});

@@ -172,7 +172,12 @@ export function evaluate(claims: Claims, policy: Policy, references: ReferenceSt
     const rows: { ok: boolean; text: string; expected: string; found: string }[] = [];
     for (const p of claims.platforms) {
       const perProduct = policy.tcb[p.tee];
-      if (!perProduct || !p.tcb) continue;
+      if (!perProduct) continue;
+      if (!p.tcb) {
+        // Fail closed: the policy asks for a minimum on this platform and the evidence gives nothing to compare it with.
+        rows.push({ ok: false, text: `the policy sets a minimum TCB for ${p.tee} but this ${p.tee} evidence carries no TCB values to compare (not checked, so refused)`, expected: `${p.tee}: ${Object.keys(perProduct).join(', ')} minimum`, found: 'no TCB values' });
+        continue;
+      }
       const min = p.product === null ? undefined : perProduct[p.product];
       const found = (['reported', 'committed', 'current'] as const).filter((k) => p.tcb?.[k]).map((k) => `${k} ${Object.entries(p.tcb?.[k]?.components ?? {}).map(([c, v]) => `${c}=${v}`).join(' ')}`).join('; ');
       if (!min) {

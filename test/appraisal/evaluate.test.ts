@@ -54,6 +54,16 @@ describe('one policy across SEV-SNP and TPM evidence', () => {
     assert.ok(r.verification[0]?.checks.some((c) => c.name === 'pki.revocation' && c.notChecked));
   });
 
+  test('a TCB minimum for a platform whose evidence carries no TCB values fails closed', () => {
+    const g = caseClaims('snp-trustee-milan');
+    const platforms = g.claims.platforms.map((p) => ({ ...p, tcb: undefined }));
+    const r = evaluate({ ...g.claims, platforms } as typeof g.claims, examplePolicy(), none, { at: AT, ...(g.nonce !== undefined ? { nonce: g.nonce } : {}) });
+    const tcb = rule(r, 'tcb.minimum');
+    assert.equal(tcb.status, 'fail');
+    assert.equal(tcb.found, 'no TCB values');
+    assert.equal(r.verdict, 'fail');
+  });
+
   test('trustee e2e Genoa report: accepted with the Genoa minimum', () => {
     const r = run('snp-trustee-genoa-e2e');
     assert.equal(r.verdict, 'pass');

@@ -4,8 +4,8 @@
  * one answers on 127.0.0.1:5432, PostgreSQL (a throwaway database, dropped afterwards). Beside it,
  * in the same run, the cryptographic floor of one round trip on the broker's side, measured on one
  * core like the broker's event loop:
- *   SNP report signature (ECDSA P-384) + VCEK chain (VCEK←ASK, ASK←ARK: RSA-PSS 4096; the ARK is
- *   pinned by hash) + EAR token signature (ES384) + JWE to the tee-pubkey (ephemeral P-384 key,
+ *   SNP report signature (ECDSA P-384) + VCEK chain (VCEK←ASK, ASK←ARK: RSA-PSS SHA-384, 2048-bit
+ *   in the test's fake AMD chain where AMD's are 4096-bit; the ARK is pinned by hash) + EAR token signature (ES384) + JWE to the tee-pubkey (ephemeral P-384 key,
  *   ECDH-ES, Concat KDF, A256KW, A256GCM) + the secret's data key unwrap (RFC 3394) and AES-GCM.
  * Printed as round trips per second, p50/p99 latency, and the ratio RT/s ÷ floor/s (1.0 would
  * mean the broker did nothing but the unavoidable cryptography).
@@ -185,7 +185,7 @@ export async function benchBroker(): Promise<boolean> {
   const clientCost = opsPerSecond(() => void clientAtt.evidence({ nonce: randomBytes(8).toString('hex'), 'tee-pubkey': {} }));
   console.log('');
   console.log(`broker round trip = auth + attest + resource + JWE decrypt by the client; broker in its own process on 127.0.0.1, ${SECONDS} s per level`);
-  console.log(`floor = broker-side crypto of one round trip on one core (P-384 verify, 2× RSA-PSS-4096 verify, ES384 sign, P-384 keygen + ECDH, A256KW ×2, AES-GCM ×2)`);
+  console.log(`floor = broker-side crypto of one round trip on one core (P-384 verify, 2× RSA-PSS verify (2048-bit fake AMD chain), ES384 sign, P-384 keygen + ECDH, A256KW ×2, AES-GCM ×2)`);
   console.log(`simulated VM: the fake AMD signs ${clientCost.toFixed(0)} reports/s in the client process (the PSP's job on real hardware)`);
   let ok = await benchStore('sqlite', (home) => join(home, 'broker.db'), floor);
   if (process.env.BENCH_BROKER_PG !== '0') {

@@ -19,7 +19,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # (playwright-core); docker-registry is the real OCI registry the workload tests pull from.
 PACKAGES=(
   swtpm swtpm-tools tpm2-tools softhsm2 cryptsetup-bin efitools sbsigntool
-  ovmf systemd-boot-efi openssl chromium docker-registry
+  ovmf systemd-boot-efi openssl chromium docker-registry curl
 )
 
 # --- Node and npm -------------------------------------------------------------------------

@@ -127,20 +127,23 @@ interface AttestationSeen {
 /** Returns the allow record for the caller to write in the transaction of its state change. */
 type AllowRecord = () => AuditInput;
 
-/** What makes a release policy name the VMs it releases to: without one of these, any genuine VM passes. */
+/**
+ * What makes a release policy name the VMs it releases to: without one of these, any genuine VM
+ * passes. Not workload.digest (HOST_DATA, MRCONFIGID: the host picks them at launch for any image)
+ * nor RTMRs (extended by the TD's own software: unpinned firmware replays any value into them);
+ * both only narrow a launch measurement.
+ */
 export function identityAnchors(p: Policy): string[] {
   const out: string[] = [];
   if (p.measurements?.snp) out.push('measurements.snp');
   if (p.measurements?.tdx) out.push('measurements.tdx');
   if (p.measurements?.reference !== undefined) out.push('measurements.reference');
-  if (p.workload?.digest) out.push('workload.digest');
   if (p.pcrs && Object.entries(p.pcrs).some(([k, v]) => k === 'reference' || Object.keys(v ?? {}).length > 0)) out.push('pcrs');
-  if (p.rtmrs && Object.keys(p.rtmrs).length > 0) out.push('rtmrs');
   return out;
 }
 
-/** Rule ids (evaluate.ts) that recognise a VM; a release needs one of them to pass, not merely not apply. */
-export const IDENTITY_RULE = /^(measurement|workload\.digest|pcr\.|rtmr\.)/;
+/** Rule ids (evaluate.ts) that recognise a VM; a release needs one of them to pass, not merely not apply (see identityAnchors). */
+export const IDENTITY_RULE = /^(measurement$|pcr\.)/;
 
 const sha256hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -527,7 +530,7 @@ export class Broker {
         // A rule that does not apply passes: an SNP measurement says nothing about a TPM quote. So
         // each policy must positively recognise the VM by one of its identity rules.
         if (pol.policy !== this.releaseBaseline && !result.rules.some((r) => r.status === 'pass' && IDENTITY_RULE.test(r.id))) {
-          throw problem('policy-denied', 'KBS_POLICY_NO_IDENTITY_MATCH', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: none of its identity rules (measurement, workload digest, PCRs, RTMRs) applies to this ${claims.platforms.map((x) => x.tee).join('+') || 'unknown'} evidence`, { rule: 'identity' });
+          throw problem('policy-denied', 'KBS_POLICY_NO_IDENTITY_MATCH', `policy ${pol.policy.id}@${pol.policy.version} (prefix ${pol.prefix}) denies ${p}: none of its identity rules (launch measurement, PCRs) passed for this ${claims.platforms.map((x) => x.tee).join('+') || 'unknown'} evidence`, { rule: 'identity' });
         }
       }
       const decided = pols.map((x) => `${x.policy.id}@${x.policy.version}`).join(' + ');
@@ -688,7 +691,7 @@ export class Broker {
 
   /**
    * Stores a release policy. Refused: a policy that names no VM identity (launch measurement,
-   * reference values or workload digest: otherwise every genuine VM of the platform passes), and
+   * reference values or TPM PCRs: otherwise every genuine VM of the platform passes), and
    * one that explicitly allows what the release baseline forbids. Warned: no TCB minimum.
    */
   async setPolicy(who: AdminActor, prefix: string, text: string, meta: RequestMeta = {}): Promise<PolicySetResult> {
@@ -705,7 +708,7 @@ export class Broker {
         throw problem(
           'bad-request',
           'POLICY_NO_IDENTITY',
-          `policy ${pol.id}@${pol.version} names no VM identity, so it would release ${p} to any genuine VM: give measurements.snp, measurements.tdx, measurements.reference or workload.digest`,
+          `policy ${pol.id}@${pol.version} names no VM identity, so it would release ${p} to any genuine VM: give measurements.snp, measurements.tdx, measurements.reference or pcrs (workload.digest and rtmrs only narrow one: the host picks HOST_DATA and MRCONFIGID, and the TD's own software extends RTMRs)`,
         );
       }
       const weaker = [pol.debug === 'allowed' ? 'debug: allowed' : '', pol.migration === 'allowed' ? 'migration: allowed' : '', pol.freshness?.nonce === 'optional' ? 'freshness.nonce: optional' : ''].filter(Boolean);

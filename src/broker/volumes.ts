@@ -92,9 +92,18 @@ export function identityPolicy(id: string, version: number, idn: VolumeIdentity)
     p.pcrs = banks;
   }
   if (idn.reference) measurements.reference = idn.reference;
-  const anchored = measurements.snp !== undefined || measurements.tdx !== undefined || measurements.reference !== undefined || p.pcrs !== undefined || p.rtmrs !== undefined;
+  // Per TEE: host data, MRCONFIGID (host-chosen) and RTMRs (extended by the TD's own software)
+  // only narrow a launch measurement of the same TEE; without one they would be its whole identity.
+  const launch = measurements.reference !== undefined;
+  if (idn.snp?.hostData && !idn.snp.measurements && !launch) {
+    throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'identity.snp.hostData needs snp.measurements (or reference): host data is chosen by the host and identifies nothing alone');
+  }
+  if ((idn.tdx?.mrConfigId || p.rtmrs !== undefined) && !idn.tdx?.mrtd && !launch) {
+    throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'identity.tdx.mrConfigId and rtmrs need tdx.mrtd (or reference): the host picks MRCONFIGID and an unpinned TD firmware can extend any RTMR value');
+  }
+  const anchored = measurements.snp !== undefined || measurements.tdx !== undefined || launch || p.pcrs !== undefined;
   if (!anchored) {
-    throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'the identity names no measurement (snp.measurements, tdx.mrtd or rtmrs, tpm.pcrs or reference): host data and MRCONFIGID are chosen by the host and identify nothing alone');
+    throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'the identity names no measurement (snp.measurements, tdx.mrtd, tpm.pcrs or reference): host data and MRCONFIGID are chosen by the host and identify nothing alone');
   }
   if (kinds.size > 0) p.evidence = { accepted: [...kinds] };
   if (Object.keys(measurements).length > 0) p.measurements = measurements;

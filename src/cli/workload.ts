@@ -6,6 +6,7 @@ import {
   OciLayout,
   RegistryClient,
   checkImageConfig,
+  checkLayerSecrets,
   checkModel,
   loadWorkload,
   parseImageReference,
@@ -97,11 +98,11 @@ async function pullImage(ref: string, f: RegistryFlags & { layout?: string; plat
   const platform = platformArg(f.platform);
   if (f.layout !== undefined) {
     const l = await OciLayout.open(f.layout);
-    return verifyImage(l, l.root(ref === '-' ? undefined : ref), platform);
+    return verifyImage(l, l.root(ref === '-' ? undefined : ref), platform, { scanLayers: true });
   }
   const r = parseImageReference(ref);
   const client = RegistryClient.forReference(r, registryOptions(f));
-  const v = await client.pull(r.digest ?? r.tag ?? 'latest', platform);
+  const v = await client.pull(r.digest ?? r.tag ?? 'latest', platform, { scanLayers: true });
   return v;
 }
 
@@ -185,9 +186,9 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
   ).action(
     action(ctx, async (ref: string, f: RegistryFlags & { layout?: string; platform?: string; json?: boolean }) => {
       const v = await pullImage(ref, f);
-      const findings = checkImageConfig(v.config, `${ref} config`);
+      const findings = [...checkImageConfig(v.config, `${ref} config`), ...checkLayerSecrets(v.layerSecrets ?? [], ref)];
       const size = v.layers.reduce((n, l) => n + l.size, 0);
-      if (f.json) ctx.io.out(toJson({ ok: true, ref, root: v.rootDigest, manifest: v.manifestDigest, mediaType: v.manifestMediaType, config: v.configDigest, platform: v.platform, layers: v.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })), findings }));
+      if (f.json) ctx.io.out(toJson({ ok: true, ref, root: v.rootDigest, manifest: v.manifestDigest, mediaType: v.manifestMediaType, config: v.configDigest, platform: v.platform, layers: v.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })), findings, layersNotScanned: v.layersNotScanned ?? [] }));
       else {
         ctx.io.out(
           [
@@ -196,6 +197,7 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
             ...(v.rootDigest !== v.manifestDigest ? [`  manifest  ${v.manifestDigest}${v.platform ? ` (${v.platform.os}/${v.platform.architecture}${v.platform.variant ? `/${v.platform.variant}` : ''})` : ''}`] : []),
             `  config    ${v.configDigest}`,
             ...findings.map((x) => `  ${x.severity} ${x.ruleId} [SP 800-190 ${x.section}] ${x.message}`),
+            ...(v.layersNotScanned ?? []).map((x) => `  NOT SCANNED layer ${x.layer} for secrets: ${x.why}`),
           ].join('\n'),
         );
       }

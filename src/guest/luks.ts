@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { open, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CofferError, inputError, verifyError } from '../errors.js';
 import { sanitize } from './log.js';
 
@@ -67,6 +69,16 @@ async function deviceSize(path: string): Promise<number> {
   throw inputError('VOLUME_NOT_A_DEVICE', `${path} is neither a block device nor a regular file`);
 }
 
+/** Fills `buf` from `position`: a short read must not leave zeros that would pass for a blank volume. */
+async function readFully(fh: FileHandle, buf: Buffer, position: number, path: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw verifyError('VOLUME_UNREADABLE', `${path}: read ended at offset ${position + done}, before the ${buf.length} bytes probed`);
+    done += bytesRead;
+  }
+}
+
 /** What the volume holds; reads only, never writes. */
 export async function probeVolume(path: string): Promise<VolumeState> {
   let size: number;
@@ -80,7 +92,7 @@ export async function probeVolume(path: string): Promise<VolumeState> {
   const fh = await open(path, 'r');
   try {
     const head = Buffer.alloc(Math.min(BLANK_HEAD_BYTES, size));
-    await fh.read(head, 0, head.length, 0);
+    await readFully(fh, head, 0, path);
     if (head.subarray(0, 6).equals(LUKS_MAGIC)) {
       const version = head.readUInt16BE(6);
       if (version === 2) return { kind: 'luks2', size };
@@ -96,7 +108,7 @@ export async function probeVolume(path: string): Promise<VolumeState> {
     const tailLen = Math.min(BLANK_TAIL_BYTES, size - head.length);
     if (tailLen > 0) {
       const tail = Buffer.alloc(tailLen);
-      await fh.read(tail, 0, tailLen, size - tailLen);
+      await readFully(fh, tail, size - tailLen, path);
       const tz = tail.findIndex((b) => b !== 0);
       if (tz >= 0) return { kind: 'other', size, what: `data at offset ${size - tailLen + tz} near the end (a backup GPT or RAID metadata?)` };
     }
@@ -151,10 +163,80 @@ export interface CryptsetupOptions {
   pbkdf?: 'pbkdf2' | 'argon2id';
 }
 
+/**
+ * Ciphers a LUKS2 header may name for its data segment and key slots. The header lives on the
+ * host-controlled disk: a header with `cipher_null` key slots opens with ANY key (the volume key
+ * sits in the slot unencrypted), and a `cipher_null` or otherwise weak segment leaves the data in
+ * clear or in a key the host chose. cryptsetup accepts both, so the agent refuses anything else.
+ */
+export const LUKS_ALLOWED_CIPHERS: readonly string[] = ['aes-xts-plain64'];
+/** AES-256-XTS: 64 bytes of volume key (cryptsetup's default for aes-xts-plain64). */
+const LUKS_VOLUME_KEY_BYTES = 64;
+
+/** Checks `cryptsetup luksDump --dump-json-metadata` output against what the agent formats and accepts. */
+export function checkLuksMetadata(text: string, device: string): void {
+  const bad = (why: string) => verifyError('VOLUME_WEAK_HEADER', `${device}: the LUKS2 header ${why}: refusing to open it (a header on a host-controlled disk is untrusted)`);
+  let meta: unknown;
+  try {
+    meta = JSON.parse(text);
+  } catch {
+    throw bad('metadata is not JSON');
+  }
+  const obj = (v: unknown): Record<string, unknown> | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+  const m = obj(meta);
+  const keyslots = obj(m?.keyslots);
+  const segments = obj(m?.segments);
+  const config = obj(m?.config);
+  if (!m || !keyslots || !segments) throw bad('metadata has no keyslots or segments');
+  const req = obj(config?.requirements);
+  if (req && Array.isArray(req.mandatory) && req.mandatory.length > 0) throw bad(`has mandatory requirements ${JSON.stringify(req.mandatory).slice(0, 80)} (reencryption in progress?)`);
+  const segs = Object.entries(segments);
+  if (segs.length !== 1) throw bad(`has ${segs.length} segments, not 1`);
+  for (const [id, raw] of segs) {
+    const seg = obj(raw);
+    if (seg?.type !== 'crypt') throw bad(`segment ${id} is of type ${JSON.stringify(seg?.type)}, not crypt`);
+    if (!LUKS_ALLOWED_CIPHERS.includes(String(seg.encryption))) throw bad(`segment ${id} is encrypted with ${JSON.stringify(seg.encryption)}, not ${LUKS_ALLOWED_CIPHERS.join(' or ')}`);
+    if (seg.integrity !== undefined) throw bad(`segment ${id} has an integrity section, which the agent does not set up`);
+  }
+  const slots = Object.entries(keyslots);
+  if (slots.length === 0) throw bad('has no key slot');
+  for (const [id, raw] of slots) {
+    const ks = obj(raw);
+    const area = obj(ks?.area);
+    if (ks?.type !== 'luks2') throw bad(`key slot ${id} is of type ${JSON.stringify(ks?.type)}, not luks2`);
+    if (ks.key_size !== LUKS_VOLUME_KEY_BYTES) throw bad(`key slot ${id} holds a ${JSON.stringify(ks.key_size)}-byte volume key, not ${LUKS_VOLUME_KEY_BYTES}`);
+    if (area?.type !== 'raw' || !LUKS_ALLOWED_CIPHERS.includes(String(area.encryption))) throw bad(`key slot ${id} area is encrypted with ${JSON.stringify(area?.encryption)}, not ${LUKS_ALLOWED_CIPHERS.join(' or ')}`);
+  }
+}
+
+/**
+ * A copy of the LUKS2 header (both binary headers, JSON areas and key slots) in a private
+ * temporary directory: it is checked and then used with `--header`, so that the header cryptsetup
+ * opens is the one checked, whatever the host serves on a second read of the disk. The copy holds
+ * only what the disk holds (key slots encrypted under the key), never the key.
+ */
+async function withCheckedHeader<T>(device: string, cryptsetup: string, fn: (header: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-hdr-'));
+  const header = join(dir, 'header');
+  try {
+    const b = await runTool(cryptsetup, ['luksHeaderBackup', '--header-backup-file', header, device]);
+    if (b.code !== 0) throw verifyError('VOLUME_OPEN_FAILED', `cryptsetup luksHeaderBackup ${device} failed (exit ${b.code ?? b.signal}): ${lastLine(b.stderr)}`);
+    const d = await runTool(cryptsetup, ['luksDump', '--dump-json-metadata', header]);
+    if (d.code !== 0) throw verifyError('VOLUME_WEAK_HEADER', `${device}: cryptsetup cannot read the LUKS2 header (exit ${d.code ?? d.signal}): ${lastLine(d.stderr)}`);
+    checkLuksMetadata(d.stdout, device);
+    return await fn(header);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** `cryptsetup open` with the key on stdin; in `test-passphrase` mode only checks the key against the header (no device-mapper needed, nothing is mapped). */
 export async function openLuks(device: string, name: string, key: Buffer, mode: UnlockMode, o: CryptsetupOptions = {}): Promise<void> {
-  const args = mode === 'open' ? ['open', '--type', 'luks2', '--key-file=-', device, name] : ['open', '--type', 'luks2', '--test-passphrase', '--key-file=-', device];
-  const r = await runTool(o.cryptsetup ?? 'cryptsetup', args, key);
+  const cryptsetup = o.cryptsetup ?? 'cryptsetup';
+  const r = await withCheckedHeader(device, cryptsetup, (header) => {
+    const args = mode === 'open' ? ['open', '--type', 'luks2', '--key-file=-', '--header', header, device, name] : ['open', '--type', 'luks2', '--test-passphrase', '--key-file=-', '--header', header, device];
+    return runTool(cryptsetup, args, key);
+  });
   if (r.code === 0) return;
   // cryptsetup exit status 2: no key slot opened with this key.
   if (r.code === 2) throw verifyError('VOLUME_KEY_REJECTED', `${device}: no LUKS2 key slot accepts the released key (cryptsetup: ${lastLine(r.stderr) || 'exit 2'})`);
@@ -164,7 +246,7 @@ export async function openLuks(device: string, name: string, key: Buffer, mode: 
 /** `cryptsetup luksFormat --type luks2` with the key on stdin. The caller has established the volume is blank. */
 export async function formatLuks(device: string, key: Buffer, o: CryptsetupOptions = {}): Promise<void> {
   const kdf = (o.pbkdf ?? 'pbkdf2') === 'pbkdf2' ? ['--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000'] : ['--pbkdf', 'argon2id'];
-  const r = await runTool(o.cryptsetup ?? 'cryptsetup', ['luksFormat', '--type', 'luks2', '--batch-mode', '--key-file=-', ...kdf, '--label', 'coffer-data', device], key);
+  const r = await runTool(o.cryptsetup ?? 'cryptsetup', ['luksFormat', '--type', 'luks2', '--batch-mode', '--key-file=-', '--cipher', 'aes-xts-plain64', '--key-size', String(LUKS_VOLUME_KEY_BYTES * 8), ...kdf, '--label', 'coffer-data', device], key);
   if (r.code !== 0) throw verifyError('VOLUME_FORMAT_FAILED', `cryptsetup luksFormat ${device} failed (exit ${r.code ?? r.signal}): ${lastLine(r.stderr)}`);
 }
 

@@ -12,3 +12,4 @@ export * from './registry.js';
 export * from './signatures.js';
 export * from './runtime.js';
 export * from './verify.js';
+export * from './layers.js';

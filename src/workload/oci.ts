@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { inputError, verifyError } from '../errors.js';
 import { DIGEST } from './reference.js';
+import { LayerScanner, type LayerSecret } from './layers.js';
 
 /**
  * OCI images (image-spec v1.1) and Docker schema 2 images, verified from the root descriptor down
@@ -103,13 +104,14 @@ export interface BlobSource {
   stream(desc: Descriptor): AsyncIterable<Uint8Array>;
 }
 
-async function hashStream(desc: Descriptor, chunks: AsyncIterable<Uint8Array>, what: string): Promise<void> {
+async function hashStream(desc: Descriptor, chunks: AsyncIterable<Uint8Array>, what: string, tap?: (c: Uint8Array) => void): Promise<void> {
   const h = createHash(algorithmOf(desc.digest));
   let n = 0;
   for await (const c of chunks) {
     n += c.length;
     if (n > desc.size) throw verifyError('OCI_SIZE_MISMATCH', `${what} ${desc.digest}: longer than the ${desc.size} bytes its descriptor says`);
     h.update(c);
+    tap?.(c);
   }
   if (n !== desc.size) throw verifyError('OCI_SIZE_MISMATCH', `${what} ${desc.digest}: ${n} bytes, the descriptor says ${desc.size}`);
   const got = `${algorithmOf(desc.digest)}:${h.digest('hex')}`;
@@ -164,6 +166,14 @@ export interface VerifiedImage {
   configBytes: Buffer;
   layers: Descriptor[];
   platform?: Platform;
+  /** With `scanLayers`: secret files found in verified layers, and layers that could not be scanned. */
+  layerSecrets?: LayerSecret[];
+  layersNotScanned?: { layer: number; why: string }[];
+}
+
+export interface VerifyImageOptions {
+  /** Look for secret files in the layers as they are hashed (docs/workload.md, CW043). */
+  scanLayers?: boolean;
 }
 
 /**
@@ -171,7 +181,7 @@ export interface VerifiedImage {
  * manifest, the config, and every layer. Any mismatch is a CofferError (exit 1); nothing from a
  * blob is trusted before its digest is checked.
  */
-export async function verifyImage(src: BlobSource, root: Descriptor, want?: PlatformWanted): Promise<VerifiedImage> {
+export async function verifyImage(src: BlobSource, root: Descriptor, want?: PlatformWanted, opts: VerifyImageOptions = {}): Promise<VerifiedImage> {
   checkDescriptor(root, 'manifest');
   const rootBytes = await src.read(root, MAX_JSON_BLOB);
   verifyBlob(root, rootBytes, 'manifest');
@@ -212,10 +222,18 @@ export async function verifyImage(src: BlobSource, root: Descriptor, want?: Plat
   if (index && desc.platform && (cfg.os !== desc.platform.os || cfg.architecture !== desc.platform.architecture)) {
     throw verifyError('OCI_PLATFORM_MISMATCH', `config says ${String(cfg.os)}/${String(cfg.architecture)}, the index says ${desc.platform.os}/${desc.platform.architecture}`);
   }
+  const layerSecrets: LayerSecret[] = [];
+  const layersNotScanned: { layer: number; why: string }[] = [];
   for (const [i, layer] of manifest.layers.entries()) {
     if (!LAYER_TYPES.has(layer.mediaType)) throw inputError('OCI_UNKNOWN_LAYER', `layer ${i} has media type ${layer.mediaType} (foreign and unknown layer types are refused)`);
     checkDescriptor(layer, 'layer');
-    await hashStream(layer, src.stream(layer), `layer ${i}`);
+    const scanner = opts.scanLayers ? new LayerScanner(i, layer.mediaType) : undefined;
+    await hashStream(layer, src.stream(layer), `layer ${i}`, scanner ? (c) => scanner.push(c) : undefined);
+    if (scanner) {
+      const r = await scanner.end();
+      layerSecrets.push(...r.secrets);
+      if (r.notScanned) layersNotScanned.push({ layer: i, why: r.notScanned });
+    }
   }
   return {
     rootDigest: root.digest,
@@ -229,6 +247,7 @@ export async function verifyImage(src: BlobSource, root: Descriptor, want?: Plat
     configBytes,
     layers: manifest.layers,
     ...(desc.platform ? { platform: desc.platform } : {}),
+    ...(opts.scanLayers ? { layerSecrets, layersNotScanned } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { inputError, verifyError } from '../errors.js';
-import { ACCEPT_MANIFESTS, MAX_JSON_BLOB, digestOf, verifyImage, type BlobSource, type Descriptor, type PlatformWanted, type VerifiedImage } from './oci.js';
+import { ACCEPT_MANIFESTS, MAX_JSON_BLOB, digestOf, verifyImage, type BlobSource, type Descriptor, type PlatformWanted, type VerifiedImage, type VerifyImageOptions } from './oci.js';
 import { parseImageReference, type ImageReference } from './reference.js';
 
 /**
@@ -171,9 +171,9 @@ export class RegistryClient implements BlobSource {
   }
 
   /** Pulls and verifies an image (tag or digest) down to every layer. */
-  async pull(reference: string, platform?: PlatformWanted): Promise<VerifiedImage> {
+  async pull(reference: string, platform?: PlatformWanted, opts: VerifyImageOptions = {}): Promise<VerifiedImage> {
     const { descriptor } = await this.resolve(reference);
-    return verifyImage(this, descriptor, platform);
+    return verifyImage(this, descriptor, platform, opts);
   }
 
   /** Uploads a blob (monolithic POST then PUT), unless the registry already has it. */

@@ -68,6 +68,7 @@ export const RULES: readonly Rule[] = [
   R('CW040', 'secret-in-env', 'high', '4.1.4', 'Secret in a plain environment value', 'Fetch secrets at run time (broker secrets, secretKeyRef, Compose secrets) instead of writing them in the file.'),
   R('CW041', 'secret-via-env', 'low', '4.1.4', 'Broker secret delivered as an environment variable', 'Prefer a tmpfs file: environment variables leak into /proc, crash dumps and child processes.'),
   R('CW042', 'secret-in-image-config', 'high', '4.1.4', 'Secret in the image configuration', 'Remove secrets from the image (ENV, labels); images are copied to registries and caches.'),
+  R('CW043', 'secret-in-image-layer', 'high', '4.1.4', 'Secret file in an image layer', 'Remove credential files and private keys from the image (a later layer deleting them does not remove them from the earlier one).'),
   R('CW050', 'no-memory-limit', 'medium', '4.4.3', 'No memory limit', 'Set a memory limit so that one container cannot starve the others.'),
   R('CW051', 'no-cpu-limit', 'low', '4.4.3', 'No CPU limit', 'Set a CPU limit.'),
   R('CW052', 'no-pids-limit', 'low', '4.4.3', 'No process-count limit', 'Set a pids limit to stop fork bombs.'),
@@ -236,6 +237,13 @@ export function checkImageConfig(config: unknown, file: string): Finding[] {
   }
   const labels = cfg?.Labels && typeof cfg.Labels === 'object' ? Object.entries(cfg.Labels as Record<string, unknown>) : [];
   for (const [k, v] of labels) if (typeof v === 'string' && looksLikeSecret(k, v)) out.add('CW042', { line: 1, column: 1 }, `image label ${k} holds what looks like a secret`);
+  return out.findings;
+}
+
+/** Secret files found in image layers (verifyImage with scanLayers) as findings. */
+export function checkLayerSecrets(secrets: readonly { layer: number; path: string; why: string }[], file: string): Finding[] {
+  const out = new Collector(file);
+  for (const s of secrets) out.add('CW043', { line: 1, column: 1 }, `layer ${s.layer} holds ${s.path} (${s.why})`);
   return out.findings;
 }
 

@@ -3,7 +3,7 @@ import type { WorkloadManifest } from './manifest.js';
 import type { PlatformWanted } from './oci.js';
 import { parseImageReference } from './reference.js';
 import { RegistryClient, type RegistryOptions } from './registry.js';
-import { checkImageConfig, type Finding } from './rules.js';
+import { checkImageConfig, checkLayerSecrets, type Finding } from './rules.js';
 import { verifyCosignImage } from './signatures.js';
 
 export interface ContainerImageResult {
@@ -30,9 +30,9 @@ export async function verifyManifestImages(m: WorkloadManifest, opts: { registry
     if (!c.signer) throw verifyError('WORKLOAD_NO_SIGNER', `container ${c.name}: the manifest names no signer for ${c.image}`);
     if (!('publicKey' in c.signer)) throw verifyError('WORKLOAD_KEYLESS_NEEDS_BUNDLE', `container ${c.name}: a keyless signer is verified from a Sigstore bundle (workload verify-signature --bundle), not from the registry`);
     const client = RegistryClient.forReference(ref, opts.registry?.(ref.registry) ?? {});
-    const img = await client.pull(ref.digest, opts.platform);
+    const img = await client.pull(ref.digest, opts.platform, { scanLayers: true });
     await verifyCosignImage(client, img.rootDigest, c.signer.publicKey, `${ref.registry}/${ref.repository}`);
-    const findings = checkImageConfig(img.config, `${c.image} config`);
+    const findings = [...checkImageConfig(img.config, `${c.image} config`), ...checkLayerSecrets(img.layerSecrets ?? [], c.image)];
     out.push({ container: c.name, image: c.image, manifestDigest: img.manifestDigest, layers: img.layers.length, signature: 'cosign-key', findings });
   }
   return out;

@@ -126,9 +126,12 @@ test('2: a release policy must name a VM identity and cannot go below the baseli
     assertProblem(r, 400, 'bad-request', 'POLICY_BELOW_BASELINE');
   }
   assert.equal((await tb.running.broker.store.getPolicy('team-c')), undefined, 'nothing was stored');
+  // HOST_DATA / MRCONFIGID are the host's choice: alone they name no VM (test/broker/volumes.test.ts).
   const workload = await putPolicy(root, 'team-c', `id: wl\nversion: 1\nworkload:\n  digest: ["${'ab'.repeat(32)}"]\n${TCB}`);
-  assert.equal(workload.status, 200, workload.text);
-  assert.deepEqual(workload.json.warnings, []);
+  assertProblem(workload, 400, 'bad-request', 'POLICY_NO_IDENTITY');
+  const withTcb = await putPolicy(root, 'team-c', `id: wl\nversion: 1\nmeasurements:\n  snp: ["${MEASUREMENT_A.toString('hex')}"]\nworkload:\n  digest: ["${'ab'.repeat(32)}"]\n${TCB}`);
+  assert.equal(withTcb.status, 200, withTcb.text);
+  assert.deepEqual(withTcb.json.warnings, []);
   const noTcb = await putPolicy(root, 'team-c', policyFor('team-c', MEASUREMENT_A));
   assert.equal(noTcb.status, 200);
   assert.match((noTcb.json.warnings as string[])[0] ?? '', /no TCB minimum/);

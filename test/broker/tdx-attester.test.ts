@@ -87,9 +87,9 @@ const u16 = (n: number) => Buffer.from([n & 0xff, n >> 8]);
 const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
 
 /** A DCAP v4 TDX quote with this MRTD, MRCONFIGID and REPORT_DATA, certified through `intel`. */
-function tdxQuote(intel: FakeIntel, mrtd: Buffer, reportData: Buffer): Buffer {
+function tdxQuote(intel: FakeIntel, mrtd: Buffer, reportData: Buffer, tdAttributes: Buffer = Buffer.alloc(8)): Buffer {
   const header = Buffer.concat([u16(4), u16(2), u32(0x81), u16(0), u16(0), Buffer.from(INTEL_QE_VENDOR_ID, 'hex'), Buffer.alloc(20)]);
-  const body = Buffer.concat([Buffer.alloc(16, 1), Buffer.alloc(48, 0xee), Buffer.alloc(48), Buffer.alloc(8), Buffer.alloc(8), Buffer.alloc(8, 0xe7), mrtd, MRCONFIGID, Buffer.alloc(48), Buffer.alloc(48), Buffer.alloc(4 * 48, 0x33), reportData]);
+  const body = Buffer.concat([Buffer.alloc(16, 1), Buffer.alloc(48, 0xee), Buffer.alloc(48), Buffer.alloc(8), tdAttributes, Buffer.alloc(8, 0xe7), mrtd, MRCONFIGID, Buffer.alloc(48), Buffer.alloc(48), Buffer.alloc(4 * 48, 0x33), reportData]);
   assert.equal(body.length, 584);
   const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = ak.publicKey.export({ format: 'jwk' });
@@ -153,13 +153,13 @@ async function lastDenial(run: Running, action: string, problem: string): Promis
 }
 
 /** auth (tee tdx) → quote → attest, against `run`. */
-async function attest(run: Running, att: Attester, o: { mrtd?: Buffer; intel?: FakeIntel; bind?: (rd: Buffer) => Buffer; tamper?: (q: Buffer) => void } = {}): Promise<{ cookie: string; reply: Reply }> {
+async function attest(run: Running, att: Attester, o: { mrtd?: Buffer; intel?: FakeIntel; bind?: (rd: Buffer) => Buffer; tamper?: (q: Buffer) => void; tdAttributes?: Buffer } = {}): Promise<{ cookie: string; reply: Reply }> {
   const auth = await http(`${run.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'tdx', 'extra-params': '' } });
   assert.equal(auth.status, 200, auth.text);
   const cookie = sessionCookie(auth);
   const rd = await att.runtimeData(auth.json.nonce as string);
   const want = reportDataOf(rd);
-  const q = tdxQuote(o.intel ?? intel, o.mrtd ?? MRTD_A, o.bind ? o.bind(want) : want);
+  const q = tdxQuote(o.intel ?? intel, o.mrtd ?? MRTD_A, o.bind ? o.bind(want) : want, o.tdAttributes);
   o.tamper?.(q);
   return { cookie, reply: await http(`${run.url}/kbs/v0/attest`, { body: { 'runtime-data': rd, 'tee-evidence': { quote: q.toString('base64') } }, cookie }) };
 }
@@ -232,4 +232,22 @@ test('a TDX volume identity (MRTD + MRCONFIGID) releases its key to that TD only
   assert.equal(Buffer.from((await flattenedDecrypt(key.json as unknown as FlattenedJWE, att.privateKey)).plaintext).length, 32);
   const wrong = await attest(b, att, { mrtd: MRTD_B });
   assertProblem(await http(`${b.url}/kbs/v0/resource/volumes/td-1/key`, { cookie: wrong.cookie }), 403, 'policy-denied');
+});
+
+test('refused at attestation: a migratable TD (TD_ATTRIBUTES.MIGRATABLE, bit 29) and a debug TD; audited with the rule', async () => {
+  const att = new Attester();
+  const attrs = (bit: number) => {
+    const a = Buffer.alloc(8);
+    a.writeBigUInt64LE(1n << BigInt(bit));
+    return a;
+  };
+  const migratable = await attest(b, att, { tdAttributes: attrs(29) });
+  assertProblem(migratable.reply, 403, 'attestation-denied', 'KBS_ATTESTATION_DENIED');
+  assert.equal(migratable.reply.json.rule, 'migration');
+  assert.equal((await lastDenial(b, 'kbs.attest', 'attestation-denied')).rule, 'migration');
+  const debug = await attest(b, att, { tdAttributes: attrs(0) });
+  assertProblem(debug.reply, 403, 'attestation-denied', 'KBS_ATTESTATION_DENIED');
+  assert.equal(debug.reply.json.rule, 'debug');
+  // Twin: another attribute (PKS, bit 30) is neither.
+  assert.equal((await attest(b, att, { tdAttributes: attrs(30) })).reply.status, 200);
 });

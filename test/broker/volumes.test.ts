@@ -5,6 +5,7 @@
 // audit record. Then the CLI (`coffer broker volume provision|list|revoke`) against the same broker.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
@@ -203,4 +204,27 @@ test('CLI: coffer broker volume provision | list | revoke', async () => {
   const rv = await runCli(['broker', 'volume', 'revoke', 'vm-cli', '--yes', ...common]);
   assert.equal(rv.code, 0, rv.stderr);
   assertProblem(await fetchAs(new Attester(MEASUREMENT_A), 'volumes/vm-cli/key'), 410, 'resource-revoked');
+});
+
+test('host data never identifies a VM alone: not as a release policy, not beside another TEE anchor in a volume, not from an old stored policy', async () => {
+  const H = HOST_DATA.toString('hex');
+  const pol = (text: string) => http(adm('policies/hd'), { method: 'PUT', bearer: admin, body: { policy: text } });
+  // Any image launched by the host with HOST_DATA = H would have passed.
+  assertProblem(await pol(`id: hd\nversion: 1\nworkload:\n  digest: ["${H}"]\n`), 400, 'bad-request', 'POLICY_NO_IDENTITY');
+  assertProblem(await pol(`id: hd\nversion: 1\nrtmrs:\n  "1": "${'ab'.repeat(48)}"\n`), 400, 'bad-request', 'POLICY_NO_IDENTITY');
+  assertProblem(await provision(provisioner, { id: 'vm-mix', identity: { snp: { hostData: [H] }, tpm: { pcrs: { sha256: { '0': 'cd'.repeat(32) } } } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
+  assertProblem(await provision(provisioner, { id: 'vm-mix', identity: { tdx: { mrConfigId: ['ab'.repeat(48)], rtmrs: { '1': 'ab'.repeat(48) } } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
+  // A workload-only policy stored before this rule: it matches, but identifies nothing.
+  const text = `id: hd-old\nversion: 1\nworkload:\n  digest: ["${H}"]\n`;
+  await tb.running.broker.store.setPolicy({ prefix: 'hd', policyId: 'hd-old', policyVersion: '1', text, sha256: createHash('sha256').update(text).digest('hex'), updatedAt: Date.now(), updatedBy: 'test' });
+  assert.equal((await http(adm('secrets/hd/key/x'), { method: 'PUT', bearer: admin, body: { value: Buffer.from('hd secret').toString('base64') } })).status, 200);
+  const r = await fetchAs(new HostDataAttester(MEASUREMENT_B, HOST_DATA), 'hd/key/x');
+  assertProblem(r, 403, 'policy-denied', 'KBS_POLICY_NO_IDENTITY_MATCH');
+  assert.equal(r.json.rule, 'identity');
+  assert.equal((await lastDenial('kbs.resource', 'policy-denied')).resource, 'hd/key/x');
+  // Twin: host data beside the measurement still releases, and still narrows.
+  const ok = await pol(`id: hd\nversion: 2\nmeasurements:\n  snp: ["${A}"]\nworkload:\n  digest: ["${H}"]\n`);
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal((await fetchAs(new HostDataAttester(MEASUREMENT_A, HOST_DATA), 'hd/key/x')).status, 200);
+  assertProblem(await fetchAs(new HostDataAttester(MEASUREMENT_B, HOST_DATA), 'hd/key/x'), 403, 'policy-denied', 'KBS_POLICY_DENIED');
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { CofferError } from '../../src/errors.js';
-import { configfsTsmSource, fetchResource, lineLogger, parseAgentConfig, runAgent, type AgentRun } from '../../src/guest/index.js';
+import { checkLuksMetadata, configfsTsmSource, fetchResource, lineLogger, parseAgentConfig, runAgent, type AgentRun } from '../../src/guest/index.js';
 import { http, policyFor, startTestBroker, type TestBroker } from '../broker/helpers.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { BIN, runBin, runCli } from '../helpers/cli.js';
@@ -19,6 +19,7 @@ import {
   POLICY_DEBUG,
   TsmSim,
   blankVolume,
+  type LuksMeta,
   cryptsetupAccepts,
   deadUrl,
   failureDouble,
@@ -26,6 +27,7 @@ import {
   luksVolume,
   randomKey,
   requireTool,
+  rewriteLuksJson,
   runBinRaw,
   sha256File,
   snpWorld,
@@ -188,7 +190,9 @@ describe('guest agent: unlock', () => {
     assert.equal(r.exitCode, 0, log);
     const rec = readFileSync(record, 'utf8');
     assert.match(rec, /argv: luksFormat --type luks2 --batch-mode --key-file=- /);
-    assert.match(rec, /argv: open --type luks2 --test-passphrase --key-file=- /);
+    // Opened through a checked copy of the header, never the disk's header read a second time.
+    assert.match(rec, /argv: open --type luks2 --test-passphrase --key-file=- --header \S+coffer-hdr-\S+\/header /);
+    assert.match(rec, /argv: luksFormat .*--cipher aes-xts-plain64 --key-size 512 /);
     assert.deepEqual(leaks(), [], 'not in the recorded argv and environment either');
   });
 
@@ -285,6 +289,33 @@ describe('guest agent: every failure ends in the failure action, the volume unto
       },
     },
     {
+      // A host-crafted header: with cipher_null key slots any key opens the volume, and its data
+      // would be in clear. cryptsetup accepts such a header (checked here); the agent must not.
+      name: 'a LUKS2 header with cipher_null key slot and segment (opens with any key)',
+      code: 'VOLUME_WEAK_HEADER',
+      setup: async (vol) => {
+        luksVolume(vol, volumeKey);
+        rewriteLuksJson(vol, (m) => {
+          m.segments['0'].encryption = 'cipher_null-ecb';
+          m.keyslots['0'].area.encryption = 'cipher_null-ecb';
+        });
+        assert.equal(spawnSync('cryptsetup', ['luksDump', vol]).status, 0, 'cryptsetup takes the crafted header as valid');
+        return {};
+      },
+    },
+    {
+      name: 'a LUKS2 header whose key slot alone is cipher_null (the host knows the volume key)',
+      code: 'VOLUME_WEAK_HEADER',
+      setup: async (vol) => {
+        luksVolume(vol, volumeKey);
+        rewriteLuksJson(vol, (m) => {
+          m.keyslots['0'].area.encryption = 'cipher_null-ecb';
+        });
+        assert.equal(spawnSync('cryptsetup', ['luksDump', vol]).status, 0);
+        return {};
+      },
+    },
+    {
       name: 'a report generation race (someone else wrote inblob)',
       code: 'TSM_GENERATION_RACE',
       setup: async (vol) => {
@@ -316,6 +347,31 @@ describe('guest agent: every failure ends in the failure action, the volume unto
       }
     });
   }
+
+  it('checkLuksMetadata accepts the header cryptsetup makes and refuses each weakened variant', () => {
+    const vol = join(dir, `vol-${++n}.img`);
+    luksVolume(vol, volumeKey);
+    const good = spawnSync('cryptsetup', ['luksDump', '--dump-json-metadata', vol], { encoding: 'utf8' }).stdout;
+    checkLuksMetadata(good, vol);
+    const variants: [string, (m: LuksMeta) => void][] = [
+      ['segment cipher_null', (m) => (m.segments['0'].encryption = 'cipher_null-ecb')],
+      ['segment aes-cbc', (m) => (m.segments['0'].encryption = 'aes-cbc-essiv:sha256')],
+      ['key slot cipher_null', (m) => (m.keyslots['0'].area.encryption = 'cipher_null')],
+      ['a second, null key slot', (m) => (m.keyslots['1'] = { ...m.keyslots['0'], area: { ...m.keyslots['0'].area, encryption: 'cipher_null-ecb' } })],
+      ['short volume key', (m) => (m.keyslots['0'].key_size = 32)],
+      ['linear segment', (m) => (m.segments['0'].type = 'linear')],
+      ['two segments', (m) => (m.segments['1'] = { ...m.segments['0'] })],
+      ['no key slots', (m) => (m.keyslots = {} as LuksMeta['keyslots'])],
+      ['reencryption requirement', (m) => (m.config.requirements = { mandatory: ['online-reencrypt-v2'] })],
+      ['integrity', (m) => (m.segments['0'].integrity = { type: 'hmac(sha256)' })],
+    ];
+    for (const [name, edit] of variants) {
+      const m = JSON.parse(good) as LuksMeta;
+      edit(m);
+      assert.throws(() => checkLuksMetadata(JSON.stringify(m), vol), (e: unknown) => e instanceof CofferError && e.code === 'VOLUME_WEAK_HEADER', name);
+    }
+    assert.throws(() => checkLuksMetadata('not json', vol), (e: unknown) => e instanceof CofferError && e.code === 'VOLUME_WEAK_HEADER');
+  });
 
   it('the key search would find a leak (the search is not blind)', () => {
     const f = join(dir, 'leak-check.txt');

@@ -130,6 +130,36 @@ export function luksVolume(path: string, key: Buffer): void {
   if (r.status !== 0) throw new Error(`cryptsetup luksFormat failed: ${r.stderr.toString()}`);
 }
 
+/**
+ * Rewrites the JSON metadata of both LUKS2 headers of `path` and recomputes their SHA-256
+ * checksums, the way a malicious host would craft a header that cryptsetup still accepts.
+ */
+type LuksSlot = Record<string, unknown> & { area: Record<string, unknown> };
+/** The parts of LUKS2 JSON metadata the tests edit (cryptsetup always has segment and key slot 0). */
+export interface LuksMeta {
+  segments: { '0': Record<string, unknown>; [id: string]: Record<string, unknown> };
+  keyslots: { '0': LuksSlot; [id: string]: LuksSlot };
+  config: Record<string, unknown>;
+}
+
+export function rewriteLuksJson(path: string, edit: (meta: LuksMeta) => void): void {
+  const b = readFileSync(path);
+  const hdrSize = Number(b.readBigUInt64BE(8));
+  for (const at of [0, hdrSize]) {
+    const area = b.subarray(at + 4096, at + hdrSize);
+    const end = area.indexOf(0);
+    const meta = JSON.parse(area.subarray(0, end).toString('utf8')) as LuksMeta;
+    edit(meta);
+    const json = Buffer.from(JSON.stringify(meta));
+    if (json.length >= area.length) throw new Error('rewritten LUKS2 JSON does not fit');
+    area.fill(0);
+    json.copy(area);
+    b.fill(0, at + 448, at + 448 + 64);
+    createHash('sha256').update(b.subarray(at, at + hdrSize)).digest().copy(b, at + 448);
+  }
+  writeFileSync(path, b);
+}
+
 /** cryptsetup's own verdict on a key (the oracle). */
 export function cryptsetupAccepts(path: string, key: Buffer): boolean {
   return spawnSync('cryptsetup', ['open', '--type', 'luks2', '--test-passphrase', '--key-file=-', path], { input: key }).status === 0;

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { CONSOLE_COOKIE, CONSOLE_CSP, auditCsv, csvField } from '../../src/broker/console.js';
+import { CONSOLE_COOKIE, CONSOLE_CSP, CONSOLE_SESSION_MS, auditCsv, csvField } from '../../src/broker/console.js';
 import { Attester, MEASUREMENT_A, MEASUREMENT_B, http, policyFor, sessionCookie, startTestBroker, type TestBroker } from '../broker/helpers.js';
 import { REPO } from '../helpers/build.js';
 
@@ -65,12 +65,19 @@ function ensureWebBuilt(): void {
   assert.equal(r.status, 0, `vite build of the console failed:\n${r.stdout}\n${r.stderr}`);
 }
 
-async function attest(att: Attester, fields: { policy?: bigint } = {}): Promise<number> {
+async function attest(att: Attester, fields: { policy?: bigint } = {}, tamper = false): Promise<number> {
   const a = await http(`${tb.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp' } });
   assert.equal(a.status, 200, a.text);
   const cookie = sessionCookie(a);
   const rd = await att.runtimeData(a.json.nonce as string);
-  const r = await http(`${tb.url}/kbs/v0/attest`, { body: { 'runtime-data': rd, 'tee-evidence': att.evidence(rd, 'sha384', fields) }, cookie });
+  const evidence = att.evidence(rd, 'sha384', fields);
+  if (tamper) {
+    // One flipped byte of the signed report: the signature no longer verifies.
+    const report = Buffer.from(evidence.report as string, 'base64');
+    report[0x90] = (report[0x90] as number) ^ 1;
+    evidence.report = report.toString('base64');
+  }
+  const r = await http(`${tb.url}/kbs/v0/attest`, { body: { 'runtime-data': rd, 'tee-evidence': evidence }, cookie });
   if (r.status === 200) {
     const rel = await http(`${tb.url}/kbs/v0/resource/team-a/disk/root`, { cookie });
     assert.equal(rel.status, 200, rel.text);
@@ -154,6 +161,7 @@ before(async () => {
   const vm = new Attester(MEASUREMENT_A);
   for (let i = 0; i < 3; i++) assert.equal(await attest(vm), 200);
   assert.equal(await attest(new Attester(MEASUREMENT_A), { policy: DEBUG_POLICY }), 403, 'a debuggable guest is refused');
+  assert.equal(await attest(new Attester(MEASUREMENT_A), {}, true), 403, 'a report with a flipped byte is refused');
 
   evil = createServer((_req, res) => {
     res.setHeader('content-type', 'text/html');
@@ -231,9 +239,9 @@ test('keyboard-only sign-in, then the overview and the attestation log', async (
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   await page.locator('.totals').waitFor();
   const totals = await page.locator('.totals').innerText();
-  assert.match(totals, /Attestations\s+4/);
+  assert.match(totals, /Attestations\s+5/);
   assert.match(totals, /Allowed\s+3/);
-  assert.match(totals, /Refused\s+1/);
+  assert.match(totals, /Refused\s+2/);
   assert.match(totals, /Releases\s+3/);
   assert.equal(await page.locator('svg[role="img"]').count(), 3, 'three charts drawn as SVG');
   assert.match(await page.locator('.grid2').innerText(), /debug/, 'the refusal is counted under its rule');
@@ -256,18 +264,18 @@ test('keyboard-only sign-in, then the overview and the attestation log', async (
   await go('attestations', 'Attestations');
   const rows = page.locator('table.log tbody tr');
   await rows.first().waitFor();
-  assert.equal(await rows.count(), 4);
-  assert.equal(await page.locator('tr[data-verdict="deny"]').count(), 1);
+  assert.equal(await rows.count(), 5);
+  assert.equal(await page.locator('tr[data-verdict="deny"]').count(), 2);
   await checkA11y('attestations');
   await shot('attestations');
   // The filter narrows the log.
   await page.getByLabel('Verdict').selectOption('deny');
   await page.getByRole('button', { name: 'Apply filters' }).click();
-  await page.waitForFunction(() => document.querySelectorAll('table.log tbody tr').length === 1);
+  await page.waitForFunction(() => document.querySelectorAll('table.log tbody tr').length === 2);
 });
 
 test('a refused attestation opens as a chain with the failed link and the rule that refused it', async () => {
-  await page.locator('tr[data-verdict="deny"] a').click();
+  await page.locator('tr[data-verdict="deny"]', { hasText: 'debug' }).locator('a').click();
   await page.getByRole('heading', { level: 1, name: 'Attestation trust report' }).waitFor();
   await page.locator('li.link').first().waitFor();
   assert.equal((await page.locator('code.rule').innerText()).trim(), 'debug', 'the rule that refused it');
@@ -287,6 +295,14 @@ test('a refused attestation opens as a chain with the failed link and the rule t
   assert.match(await page.locator('li.link[data-link="snp.workload"]').innerText(), /NOT CHECKED/);
   await checkA11y('trust report');
   await shot('attestation-refused', true);
+
+  // Evidence that never verified: one FAILED link naming the verifier's error.
+  await go('attestations', 'Attestations');
+  await page.locator('tr[data-verdict="deny"]', { hasText: 'evidence.verified' }).locator('a').click();
+  await page.locator('li.link').first().waitFor();
+  assert.equal(await page.locator('li.link').count(), 1);
+  assert.match(await page.locator('li.link[data-state="failed"]').innerText(), /FAILED[\s\S]*Evidence verification[\s\S]*SNP_BAD_SIGNATURE/);
+  assert.equal((await page.locator('code.rule').innerText()).trim(), 'evidence.verified');
 
   // An allowed one has no failed link.
   await go('attestations', 'Attestations');
@@ -324,6 +340,7 @@ test('an admin edits a policy, tests it against recent evidence, and finds the a
   await editor.fill(edited);
   await page.getByRole('button', { name: 'Test this policy against recent evidence' }).click();
   await page.locator('#test-h').waitFor();
+  // The attempt whose evidence never verified has no claims to test against.
   assert.match(await page.locator('#test-h').innerText(), /4 most recent attestations with verified evidence: 3 would pass, 1 would fail/);
   await checkA11y('policies');
   await shot('policies', true);
@@ -343,7 +360,11 @@ test('an admin edits a policy, tests it against recent evidence, and finds the a
   await go('audit', 'Audit log');
   await page.getByLabel('Action').fill('admin.policy.set');
   await page.getByRole('button', { name: 'Apply filters' }).click();
-  await page.waitForFunction(() => [...document.querySelectorAll('table.audit tbody tr')].some((r) => r.textContent?.includes('team-a-release@2')));
+  // Until the filtered page replaces the unfiltered one (where console.policy.test also names the policy).
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('table.audit tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.textContent?.includes('admin.policy.set'));
+  });
   const row = page.locator('table.audit tbody tr', { hasText: 'team-a-release@2' });
   const rowText = await row.innerText();
   assert.match(rowText, new RegExp(`token:${adminId}`));
@@ -482,4 +503,20 @@ test('under TLS the session cookie is Secure and a plain-http Origin is refused'
   } finally {
     await tls.cleanup();
   }
+});
+
+test('a console session ends after its lifetime, whatever the cookie says', async () => {
+  const login = await fetch(consoleUrl('api/login'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: admin }) });
+  assert.equal(login.status, 200);
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] as string;
+  assert.equal((await fetch(consoleUrl('api/session'), { headers: { cookie } })).status, 200);
+  tb.clock.offsetMs = CONSOLE_SESSION_MS + 60_000;
+  try {
+    assert.equal((await fetch(consoleUrl('api/session'), { headers: { cookie } })).status, 401);
+    assert.equal((await fetch(consoleUrl('api/audit'), { headers: { cookie } })).status, 401);
+  } finally {
+    tb.clock.offsetMs = 0;
+  }
+  // A cookie that was never issued is refused the same way.
+  assert.equal((await fetch(consoleUrl('api/session'), { headers: { cookie: `${CONSOLE_COOKIE}=${'A'.repeat(43)}` } })).status, 401);
 });

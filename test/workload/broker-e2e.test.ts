@@ -96,3 +96,10 @@ test('refused for a manifest changed by one byte, and for no workload identity a
   const denied = await tb.running.broker.store.queryAudit({ action: 'kbs.resource', verdict: 'deny' });
   assert.ok(denied.length >= 4);
 });
+
+test('a release policy whose only identity is the workload digest is refused (the launcher picks HOST_DATA)', async () => {
+  const policy = `id: digest-only\nversion: 1\nevidence:\n  accepted: [sev-snp]\nworkload:\n  digest: ["${identity.sha384}", "${identity.sha256}"]\nfreshness:\n  nonce: required\n`;
+  const r = await http(`${tb.url}/admin/v0/policies/digest-only`, { method: 'PUT', bearer: admin, body: { policy } });
+  assert.ok(r.status >= 400 && r.status < 500, `${r.status} ${r.text}`);
+  assert.match(r.text, /names no VM identity/);
+});

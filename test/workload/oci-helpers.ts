@@ -18,7 +18,7 @@ function octal(n: number, width: number): string {
 }
 
 /** A POSIX ustar archive of regular files. */
-export function tarOf(files: readonly { name: string; content: Buffer | string }[]): Buffer {
+export function tarOf(files: readonly { name: string; content: Buffer | string; type?: string }[]): Buffer {
   const blocks: Buffer[] = [];
   for (const f of files) {
     const body = Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content);
@@ -30,7 +30,7 @@ export function tarOf(files: readonly { name: string; content: Buffer | string }
     h.write(octal(body.length, 12), 124);
     h.write(octal(1_700_000_000, 12), 136);
     h.write('        ', 148);
-    h.write('0', 156);
+    h.write(f.type ?? '0', 156);
     h.write('ustar\0', 257);
     h.write('00', 263);
     let sum = 0;

@@ -53,7 +53,7 @@ test('arbitrary bytes as a manifest, index or config', async () => {
       };
       let thrown: unknown;
       try {
-        await verifyImage(src, root, { os: 'linux', architecture: 'amd64' });
+        await verifyImage(src, root, { os: 'linux', architecture: 'amd64' }, { scanLayers: true });
       } catch (e) {
         thrown = e;
       }

@@ -20,6 +20,8 @@ import type { TeeVerified, TeeVerifier, TeeVerifyContext } from './types.js';
 const b64 = z.string().min(1).max(1 << 20).regex(/^[A-Za-z0-9+/=_\-\s]+$/, 'must be base64');
 const evidenceSchema = z.strictObject({ quote: b64, cc_eventlog: b64.optional(), aa_eventlog: z.string().max(1 << 20).optional() });
 
+const TD_MIGRATABLE_BIT = 29n;
+
 const fromB64 = (s: string) => Buffer.from(s.replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 
 export const tdxVerifier: TeeVerifier = {
@@ -42,9 +44,13 @@ export const tdxVerifier: TeeVerifier = {
       const v = verifyDcapQuote(fromB64(parsed.data.quote), { at: ctx.at, tee: 'tdx', ...(ctx.tdxRoots ? { roots: ctx.tdxRoots } : {}) });
       const td = v.quote.td;
       if (!td) throw problem('bad-request', 'KBS_BAD_EVIDENCE', 'TDX tee-evidence: the quote carries no TD report');
+      const claims = claimsFromDcap(v);
+      // TD_ATTRIBUTES.MIGRATABLE (bit 29): a migration TD may export the TD's state. Without it in
+      // the claims, "migration: forbidden" (the release baseline) would not apply to TDX at all.
+      claims.debug = { ...claims.debug, migration: ((td.tdAttributes.readBigUInt64LE(0) >> TD_MIGRATABLE_BIT) & 1n) === 1n };
       return {
         reportData: Buffer.from(td.reportData),
-        claims: claimsFromDcap(v),
+        claims,
         // The signed bytes only (header and TD report): an ECDSA signature can be re-encoded.
         digest: createHash('sha256').update(v.quote.raw.subarray(0, v.quote.signedLength)).digest('hex'),
       };

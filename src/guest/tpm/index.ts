@@ -8,13 +8,15 @@
  * const tpm = await openTpm(parseTpmTarget('/dev/tpmrm0'));          // or 'swtpm:host=127.0.0.1,port=2321'
  * try {
  *   const pcrs = await tpm.readPcrs({ sha256: [0, 4, 7, 11] });      // PcrBanks (Map bank → Map index → value)
- *   const q = await tpm.quote(reportDataDigest, { sha256: [0, 4, 7, 11] });
+ *   const q = await tpm.quote(reportData, { sha256: [0, 4, 7, 11] });    // ≤ 64 bytes; the broker's TPM
+ *   //   verifier (src/broker/tee/tpm.ts) wants the full 64-byte report data (digest, zero padded)
  *   //   q.attest (TPMS_ATTEST bytes as signed), q.signature (TPMT_SIGNATURE), q.akPublic (TPMT_PUBLIC),
  *   //   q.pcrs (the quoted values, checked against q.attest's pcrDigest), q.akName, q.akQualifiedName
  *   const ekCert = await tpm.readNvCertificate(NV_INDEX.EK_CERT_RSA);  // DER bytes
  *   const blob = await tpm.seal(volumeKey, { sha256: [7, 11] });        // self-describing bytes, safe to store
  *   const key = await tpm.unseal(blob);                                // TPM_RC_POLICY_FAIL after a PCR change
  *   await tpm.extendPcr(15, { sha256: workloadDigest });
+ *   const ak = await tpm.attestationKey();                             // { public, name, qualifiedName, pem }
  * } finally {
  *   await tpm.close();
  * }
@@ -25,7 +27,7 @@
  * `TPM_RC_PCR_CHANGED`, `TPM_RC_HANDLE`) with `details.rc` and, for format-one codes, the
  * parameter, handle or session number the TPM blamed. Malformed blobs are `TPM_BAD_SEALED_BLOB`.
  *
- * ## Limits (see docs/boot.md, section "TPM")
+ * ## Limits (see docs/boot.md, "The TPM client")
  * - Sessions are unsalted and unbound: the unsealed secret crosses the TPM interface in the clear
  *   (no parameter encryption). Inside a confidential VM the vTPM link is the hypervisor-hosted or
  *   SVSM-hosted vTPM; treat the unseal path as readable by whoever runs the vTPM.

@@ -125,7 +125,8 @@ export class Tpm {
   }
 
   /**
-   * Quotes the selected PCRs with a primary AK, the nonce digest as qualifying data. The PCR values
+   * Quotes the selected PCRs with a primary AK, `nonceDigest` (1-64 bytes; for the broker, the
+   * 64-byte report data of broker.expectedReportData) as qualifying data. The PCR values
    * are read right after the quote and must hash to its pcrDigest (retried if a PCR moved in
    * between); the signature is checked against the AK before anything is returned.
    */

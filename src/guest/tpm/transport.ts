@@ -136,8 +136,11 @@ export class DeviceTransport implements TpmTransport {
         return await Promise.race([io, timeout]);
       } catch (e) {
         this.broken = true;
-        await this.fh?.close().catch(() => undefined);
+        // Not awaited: FileHandle.close() waits for the pending read, which after a timeout may
+        // never return; the handle is released whenever the read ends.
+        const fh = this.fh;
         this.fh = undefined;
+        if (fh) void fh.close().catch(() => undefined);
         if (e instanceof CofferError) throw e;
         throw inputError('TPM_UNAVAILABLE', `${this.path}: ${(e as NodeJS.ErrnoException).code ?? 'I/O error'} while talking to the TPM`);
       } finally {
@@ -151,7 +154,7 @@ export class DeviceTransport implements TpmTransport {
       const fh = this.fh;
       this.fh = undefined;
       this.broken = true;
-      await fh?.close();
+      await fh?.close().catch(() => undefined);
     });
   }
 }

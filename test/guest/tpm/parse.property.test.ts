@@ -4,6 +4,7 @@
 // deterministic pieces: response-code decoding and the exact command bytes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { HANG_MS, valueOrCoffer } from '../../helpers/property.js';
 import { CofferError } from '../../../src/errors.js';
@@ -221,6 +222,41 @@ describe('response codes', () => {
     assert.equal(e.kind, 'verify');
     assert.equal(e.message, 'TPM2_Unseal failed: TPM_RC_POLICY_FAIL (0x99d, session 1): a policy check failed');
     assert.equal(tpmRcError('TPM2_Load', 0x18b).kind, 'input');
+  });
+});
+
+describe('policy session HMACs', () => {
+  test("the command HMAC covers cpHash and both nonces; a response whose HMAC does not verify is refused", async () => {
+    const item = { handle: 0x80000001, public: Buffer.alloc(4), name: Buffer.concat([Buffer.from('000b', 'hex'), Buffer.alloc(32, 0x42)]) };
+    const nonceTpm = Buffer.alloc(32, 0x11);
+    const nextNonce = Buffer.alloc(32, 0x22);
+    const outData = Buffer.from('0005' + Buffer.from('hello').toString('hex'), 'hex');
+    let sent: Buffer | undefined;
+    const answer = (hmacOk: boolean): TpmTransport => ({
+      description: 'fixed',
+      close: async () => undefined,
+      send: async (cmd) => {
+        sent = Buffer.from(cmd);
+        // The command's nonceCaller: after header (10), handle (4), auth size (4), session handle (4), nonce size (2).
+        const nonceCaller = Buffer.from(cmd.subarray(24, 56));
+        const rp = createHash('sha256').update(Buffer.alloc(4)).update(Buffer.from('0000015e', 'hex')).update(outData).digest();
+        const mac = createHmac('sha256', Buffer.alloc(0)).update(rp).update(nextNonce).update(nonceCaller).update(Buffer.from([0])).digest();
+        if (!hmacOk) mac[0] = (mac[0] as number) ^ 1;
+        const p = Buffer.alloc(4);
+        p.writeUInt32BE(outData.length);
+        return frame(0, Buffer.concat([p, outData, Buffer.from('0020', 'hex'), nextNonce, Buffer.from([0]), Buffer.from('0020', 'hex'), mac]), 0x8002);
+      },
+    });
+    const out = await new TpmClient(answer(true)).unseal(item, { handle: 0x03000000, hash: 'sha256', nonceTpm });
+    assert.equal(out.toString(), 'hello');
+    // The command HMAC, recomputed from the bytes that went out.
+    const cmd = sent as Buffer;
+    const nonceCaller = cmd.subarray(24, 56);
+    const cp = createHash('sha256').update(Buffer.from('0000015e', 'hex')).update(item.name).digest();
+    const want = createHmac('sha256', Buffer.alloc(0)).update(cp).update(nonceCaller).update(nonceTpm).update(Buffer.from([0])).digest();
+    assert.equal(cmd.readUInt8(56), 0, 'continueSession clear: the session ends with Unseal');
+    assert.equal(cmd.subarray(59, 91).toString('hex'), want.toString('hex'));
+    await assert.rejects(new TpmClient(answer(false)).unseal(item, { handle: 0x03000000, hash: 'sha256', nonceTpm }), (e: CofferError) => e.code === 'TPM_BAD_RESPONSE' && /HMAC/.test(e.message));
   });
 });
 

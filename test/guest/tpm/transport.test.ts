@@ -15,7 +15,10 @@ import { rejectsCoffer } from './helpers.js';
 type Reply = (cmd: Buffer, n: number, sock: Socket) => void;
 
 const servers: Server[] = [];
+const sockets = new Set<Socket>();
 after(async () => {
+  // Clients a test left open would keep server.close() waiting.
+  for (const s of sockets) s.destroy();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
 });
 
@@ -23,6 +26,8 @@ after(async () => {
 async function peer(reply: Reply, framing: 'raw' | 'mssim' = 'raw'): Promise<{ port: number; commands: Buffer[] }> {
   const commands: Buffer[] = [];
   const server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
     let buf = Buffer.alloc(0);
     sock.on('data', (c) => {
       buf = Buffer.concat([buf, c]);

@@ -95,7 +95,9 @@ export function Verdict({ v }: { v: 'allow' | 'deny' }) {
 
 /** A report for evidence that never verified: one FAILED link saying why. */
 function unverifiedReport(a: AttestationDetail): TrustReport {
-  const link: TrustLink = { id: 'evidence.verification', title: 'Evidence verification', state: 'failed', reason: a.detail ?? 'the evidence did not verify', basis: [] };
+  // Refused before any claims existed: the evidence did not verify, or the session or nonce was refused first.
+  const verification = a.problem === 'evidence-invalid' || a.problem === 'bad-request';
+  const link: TrustLink = { id: 'evidence.verification', title: verification ? 'Evidence verification' : 'Session and nonce, checked before the evidence', state: 'failed', reason: a.detail ?? 'the evidence did not verify', basis: [] };
   return { at: new Date(a.at).toISOString(), evidence: [], chains: [{ id: 'evidence', title: `${a.tee} evidence`, links: [link] }], counts: { verified: 0, assumed: 0, 'not-checked': 0, failed: 1 }, claims: [], rules: [], threats: [] };
 }
 

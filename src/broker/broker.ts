@@ -33,6 +33,8 @@ export type HashAlg = (typeof HASH_ALGS)[number];
 export const DEFAULT_HASH_ALG: HashAlg = 'sha384';
 export const MAX_SECRET_BYTES = 64 * 1024;
 export const VERIFIER_ID = { developer: 'coffer', build: 'coffer 0.1.0' };
+/** How long the console keeps an attestation's claims and trust report (about 16 KiB each). */
+export const ATTESTATION_RETENTION_MS = 30 * 24 * 3600_000;
 
 /**
  * Checked at every release on top of the path's own policies, whatever they say: a release is
@@ -338,6 +340,9 @@ export class Broker {
     this.lastPurge = now;
     // Sessions linger an hour after they end so that late requests get a precise refusal.
     await this.store.purgeExpired(now - 3_600_000, now - 2 * this.nonceTtlMs);
+    // The console's copies (the audit log keeps every decision for good).
+    await this.store.purgeAttestations(now - ATTESTATION_RETENTION_MS);
+    await this.store.purgeConsoleSessions(now);
   }
 
   async attest(cookie: string | undefined, body: unknown, meta: RequestMeta = {}): Promise<AttestResult> {
@@ -371,7 +376,8 @@ export class Broker {
       const verifier = this.verifiers.get(session.tee);
       if (!verifier) throw problem('unsupported-tee', 'KBS_UNSUPPORTED_TEE', `tee ${session.tee} is no longer supported`);
       const want = expectedReportData(rd, session.hashAlg as HashAlg);
-      this.references = (await this.trust.current()).store;
+      // Held locally: the await below lets another request replace this.references meanwhile.
+      const refs = (this.references = (await this.trust.current()).store);
       const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots, expectedReportData: want, ...(session.tee === 'tpm' ? { tpm: await this.trust.tpmTrust() } : {}), ...(this.tdxRoots ? { tdxRoots: this.tdxRoots } : {}) });
       note({ evidenceDigest: v.digest });
       Object.assign(seen, { claims: v.claims, digest: v.digest, binding: want.toString('hex') });
@@ -380,7 +386,7 @@ export class Broker {
       }
       const binding = want.toString('hex');
       const claims: Claims = { ...v.claims, freshness: { ...v.claims.freshness, collectedAt: new Date(now).toISOString() } };
-      const result = evaluate(claims, this.attestationPolicy, this.references, { at: new Date(now), nonce: binding });
+      const result = evaluate(claims, this.attestationPolicy, refs, { at: new Date(now), nonce: binding });
       Object.assign(seen, { claims, result });
       if (result.verdict !== 'pass') {
         throw problem('attestation-denied', 'KBS_ATTESTATION_DENIED', result.denial ?? 'the attestation policy denied the evidence', firstFailedRule(result) ? { rule: firstFailedRule(result) as string } : {});

@@ -163,8 +163,8 @@ export class TrustAndReferences {
     });
   }
 
-  private async signers(): Promise<{ names: string[]; keys: KeyObject[] }> {
-    const recs = await this.b.store.listTrustedKeys('reference-signer');
+  private async signers(given?: TrustedKeyRecord[]): Promise<{ names: string[]; keys: KeyObject[] }> {
+    const recs = given ?? (await this.b.store.listTrustedKeys('reference-signer'));
     const names: string[] = [];
     const keys: KeyObject[] = [];
     for (const r of recs) {
@@ -239,7 +239,9 @@ export class TrustAndReferences {
     const [docs, signers] = await Promise.all([this.b.store.listReferenceValues(), this.b.store.listTrustedKeys('reference-signer')]);
     const key = sha256hex(JSON.stringify([docs.map((d) => [d.name, d.sha256]), signers.map((s) => [s.name, s.sha256])]));
     if (this.refCache?.key === key) return this.refCache;
-    const { keys } = await this.signers();
+    // The keys the cache key names, not a second read: a signer added and removed between two reads
+    // would leave documents it alone signed active under the key of the set without it.
+    const { keys } = await this.signers(signers);
     const verified: ReferenceDocument[] = [];
     const active = new Set<string>();
     if (keys.length > 0) {

@@ -179,9 +179,12 @@ export function pinnedAgent(pin: string): Agent {
  * `rejectUnauthorized`, so KBS clients without a certificate still connect).
  */
 export function requireClientCertificate(app: FastifyInstance, prefixes: readonly string[]): void {
+  const admin = (path: string) => prefixes.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`));
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split('?')[0] ?? '';
-    if (!prefixes.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`))) return;
+    // The router percent-decodes the path (`/%61dmin/...` is `/admin/...`): decide on the route it
+    // matched, and on the raw path too for requests that match none.
+    const route = (req.routeOptions as { url?: string } | undefined)?.url;
+    if (!admin(req.url.split('?')[0] ?? '') && !(route !== undefined && admin(route))) return;
     const sock = req.raw.socket as Socket & Partial<TLSSocket>;
     if (sock.authorized === true) return;
     const why = typeof sock.getPeerCertificate === 'function' && Object.keys(sock.getPeerCertificate() ?? {}).length > 0 ? `the client certificate does not chain to the client CA (${String(sock.authorizationError ?? 'refused')})` : 'no client certificate was presented';

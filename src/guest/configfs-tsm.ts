@@ -11,9 +11,10 @@ import { silentLog, type AgentLog } from './log.js';
  * mkdir an entry, write 64 bytes of report data to `inblob`, read `outblob` (the signed report)
  * and `auxblob` (for SEV-SNP the GHCB certificate table with VCEK, ASK, ARK), rmdir the entry.
  *
- * Entries can be shared: the kernel counts writes in `generation`. The count is read before the
- * first write and after the last read, and must have advanced by exactly the writes made here;
- * otherwise another process wrote in between and the report may carry its report data.
+ * Entries can be shared: the kernel counts writes in `generation` (reads, of outblob included, do
+ * not count). The count is read before the first write (0: the entry is new) and after the last
+ * read, and must have advanced by exactly the writes made here; otherwise another process wrote in
+ * between and the report may carry its report data or privilege level.
  */
 
 export const TSM_REPORT_ROOT = '/sys/kernel/config/tsm/report';
@@ -121,6 +122,9 @@ export async function tsmReport(reportData: Buffer, o: TsmOptions = {}): Promise
     const provider = (await readAttr(entry, 'provider')).toString('latin1').trim();
     if (o.expectProvider !== undefined && provider !== o.expectProvider) throw verifyError('TSM_WRONG_PROVIDER', `configfs-tsm provider is ${JSON.stringify(provider.slice(0, 40))}, expected ${o.expectProvider}`);
     const before = await readGeneration(entry);
+    // The kernel starts a new entry at 0, and this entry was made just now by us: anything else means
+    // someone wrote an attribute (privlevel, say) that our own writes might not overwrite.
+    if (before !== 0) throw verifyError('TSM_GENERATION_RACE', `generation of ${entry} is ${before} right after we created it: another process wrote to the entry; refusing it`);
     let writes = 0;
     if (o.privlevel !== undefined) {
       await writeAttr(entry, 'privlevel', Buffer.from(`${o.privlevel}\n`));

@@ -86,11 +86,6 @@ export interface WorkloadModel {
   groups: GroupModel[];
 }
 
-/** Security-relevant identity of a container, for comparing formats. */
-export function describeModel(m: WorkloadModel): string[] {
-  return m.groups.flatMap((g) => g.containers.map((c) => `${g.name}/${c.name}`));
-}
-
 const PLACEHOLDER = { line: 1, column: 1 };
 
 /** A Coffer manifest in the common model. */

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, timingSafeEqual, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createPublicKey, timingSafeEqual, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { bundleFromJSON, isBundleWithDsseEnvelope, isBundleWithMessageSignature, isBundleWithPublicKey } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { Verifier, toSignedEntity, toTrustMaterial, type VerificationPolicy } from '@sigstore/verify';
@@ -206,9 +206,4 @@ export function verifySigstoreBundle(c: SigstoreCheck): { signer: 'public-key' |
     if (!hit) throw verifyError('SIGSTORE_WRONG_DIGEST', `no subject of the signed statement has ${c.digest}`);
   }
   return { signer: keyed ? 'public-key' : 'certificate', digest: c.digest };
-}
-
-/** The SHA-256 of a manifest, for callers holding bytes. */
-export function manifestDigest(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
 import { signReferenceValues, type ReferenceValues } from '../../src/appraisal/index.js';
-import { PROBLEM_BASE, type AuditRecord } from '../../src/broker/index.js';
+import { PROBLEM_BASE, SqliteStore, type AuditRecord, type Store } from '../../src/broker/index.js';
+import { TrustAndReferences } from '../../src/broker/refvalues.js';
 import { runCli } from '../helpers/cli.js';
 import { Attester, MEASUREMENT_A, MEASUREMENT_B, http, sessionCookie, startTestBroker, type Reply, type TestBroker } from './helpers.js';
 
@@ -172,4 +173,39 @@ test('CLI: coffer broker trust add|list|rm and refvalues put|list|rm', async () 
   const gone = await runCli(['broker', 'trust', 'rm', 'reference-signer', 'other', ...common]);
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /TRUST_NOT_FOUND/);
+});
+
+test('a signer trusted only between the two reads of one refresh is not left active once removed (the cache key and the keys come from one read)', async () => {
+  const store = await SqliteStore.open(join(tmp, 'race.db'));
+  try {
+    const racer = generateKeyPairSync('ed25519');
+    const jws = await signReferenceValues(values('7.0', MEASUREMENT_B), racer.privateKey);
+    await store.putReferenceValues({ name: 'race', imageId: 'web-image', imageVersion: '7.0', jws, sha256: 'race-doc', signer: 'racer', updatedAt: 0, updatedBy: 'test' });
+    let reads = 0;
+    // The signer is added right after the refresh's first read of the trusted keys (an admin's concurrent request).
+    const racing = new Proxy(store, {
+      get(t, k) {
+        if (k === 'listTrustedKeys') {
+          return async (purpose?: 'reference-signer') => {
+            const out = await t.listTrustedKeys(purpose);
+            if (++reads === 1) await t.putTrustedKey({ purpose: 'reference-signer', name: 'racer', pem: pem(racer.publicKey), sha256: 'racer', createdAt: 0, createdBy: 'test' });
+            return out;
+          };
+        }
+        const v = Reflect.get(t, k) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    }) as Store;
+    const tr = new TrustAndReferences({ store: racing, now: () => 0, adminAudited: () => Promise.reject(new Error('not used')) });
+    await tr.current();
+    assert.equal(await store.deleteTrustedKey('reference-signer', 'racer'), true);
+    const after = await tr.current();
+    assert.equal(after.active.size, 0, 'the document only the removed signer signed is withdrawn');
+    assert.equal(after.store.forImage('web-image').length, 0);
+    // Twin: while the signer is trusted, the document is active.
+    await store.putTrustedKey({ purpose: 'reference-signer', name: 'racer', pem: pem(racer.publicKey), sha256: 'racer', createdAt: 0, createdBy: 'test' });
+    assert.deepEqual([...(await tr.current()).active], ['race-doc']);
+  } finally {
+    await store.close();
+  }
 });

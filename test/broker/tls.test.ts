@@ -190,6 +190,13 @@ test('mTLS: admin routes and /metrics need a client certificate from the client 
     assert.equal((JSON.parse(noToken.body) as { code: string }).code, 'ADMIN_NO_TOKEN');
     assert.equal((await get(`${running.url}/metrics`, { ca, bearer: admin })).status, 401);
     assert.equal((await get(`${running.url}/metrics`, { ...client, bearer: admin })).status, 200);
+    // The router percent-decodes paths: an encoded admin path is still an admin route.
+    for (const p of ['/%61dmin/v0/secrets', '/%6detrics', '/console/%61pi/session']) {
+      const enc = await get(`${running.url}${p}`, { ca, bearer: admin });
+      assert.equal(enc.status, 401, `${p}: ${enc.body}`);
+      assert.equal((JSON.parse(enc.body) as { code: string }).code, 'ADMIN_CLIENT_CERT', p);
+    }
+    assert.equal((await get(`${running.url}/%61dmin/v0/secrets`, { ...client, bearer: admin })).status, 200, 'with the certificate it is served');
     // KBS and health without any client certificate.
     assert.equal((await get(`${running.url}/.well-known/jwks.json`, { ca })).status, 200);
     assert.equal((await get(`${running.url}/healthz`, { ca })).status, 200);

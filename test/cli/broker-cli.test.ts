@@ -118,10 +118,11 @@ test('refusals at start: plain HTTP on a non-loopback address, a world-readable 
   assert.match(open.stderr, /^coffer: BROKER_INSECURE_BIND: refusing to serve plain HTTP on 0\.0\.0\.0/);
   const first = await cli(['broker', 'serve', '--home', home, '--listen', '127.0.0.1:0', '--json', '--log-level', 'silent']);
   assert.equal(first.code, 0, first.stderr);
-  const info = JSON.parse(first.stdout) as { kek: string; created: { kek: boolean } };
+  const info = JSON.parse(first.stdout) as { kek: { id: string; spec: string }; created: { kek: boolean } };
   assert.equal(info.created.kek, true);
+  assert.equal(info.kek.spec, `file:${join(home, 'kek.key')}`);
   await running.pop()?.close();
-  chmodSync(info.kek, 0o644);
+  chmodSync(join(home, 'kek.key'), 0o644);
   const leaky = await cli(['broker', 'serve', '--home', home, '--listen', '127.0.0.1:0']);
   assert.equal(leaky.code, 2);
   assert.match(leaky.stderr, /^coffer: KEK_INSECURE_FILE: the KEK file .* has mode 0644/);

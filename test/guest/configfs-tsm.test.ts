@@ -60,6 +60,15 @@ describe('configfs-tsm', () => {
     sim.set();
   });
 
+  it('refuses an entry whose generation is not 0 when first read (someone wrote to our new entry)', async () => {
+    sim.set({ startGeneration: 1 });
+    // (The simulator, unlike configfs, keeps its files until it gives up: the entry is not removable here.)
+    await assert.rejects(tsmReport(Buffer.alloc(64, 1), { root: sim.root }), code('TSM_GENERATION_RACE'));
+    sim.set();
+    const r = await tsmReport(Buffer.alloc(64, 1), { root: sim.root });
+    assert.equal(r.generation, 1, 'and its twin from 0 passes');
+  });
+
   it('refuses report data that is not 64 bytes, an existing entry, a missing configfs and a wrong provider', async () => {
     await assert.rejects(tsmReport(Buffer.alloc(48), { root: sim.root }), code('TSM_BAD_REPORT_DATA'));
     await assert.rejects(tsmReport(Buffer.alloc(64), { root: join(dir, 'nope') }), code('TSM_UNAVAILABLE'));

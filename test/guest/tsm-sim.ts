@@ -33,6 +33,8 @@ export interface SimControl {
   /** ASK then ARK (PEM). */
   chainPem: string;
   meddle?: boolean;
+  /** generation as first read (another process wrote to the entry between its mkdir and that read). */
+  startGeneration?: number;
   /** Leave the VCEK out of auxblob. */
   noVcek?: boolean;
   provider?: string;
@@ -84,7 +86,7 @@ async function serve(entry: string, control: SimControl): Promise<void> {
   writeFileSync(join(entry, 'privlevel_floor'), '0\n');
   execFileSync('mkfifo', [join(entry, 'generation'), join(entry, 'outblob')]);
   writeFileSync(join(entry, 'provider'), `${control.provider ?? 'sev_guest'}\n`);
-  let generation = 0;
+  let generation = control.startGeneration ?? 0;
 
   let fd = await fifoWriter(join(entry, 'generation'));
   writeSync(fd, `${generation}\n`);

@@ -249,14 +249,14 @@ describe('seal and unseal', () => {
     // tpm2-tools' SRK with Coffer's SRK template (ECC P-256, AES-128-CFB, noDA).
     const srk = ['tpm2_createprimary', '-C', 'o', '-g', 'sha256', '-G', 'ecc256:null:aes128cfb', '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt', '-c', 'srk.ctx'];
     tool(srk);
-        tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
-        assert.equal(tool(['tpm2_unseal', '-c', 'c.ctx', '-p', 'pcr:sha256:7,16']).stdout, 'made by coffer');
-        
+    tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
+    assert.equal(tool(['tpm2_unseal', '-c', 'c.ctx', '-p', 'pcr:sha256:7,16']).stdout, 'made by coffer');
+
     // The other way: tpm2_create seals under a PCR policy; Coffer wraps its pub/priv in a blob and unseals.
     tool(['tpm2_createpolicy', '--policy-pcr', '-l', 'sha256:7,16', '-L', 't.pol']);
     put('t.secret', Buffer.from('made by tpm2-tools'));
     tool(['tpm2_create', '-C', 'srk.ctx', '-g', 'sha256', '-L', 't.pol', '-a', 'fixedtpm|fixedparent|noda', '-i', 't.secret', '-u', 't.pub', '-r', 't.priv']);
-        const strip = (x: Buffer) => x.subarray(2, 2 + x.readUInt16BE(0));
+    const strip = (x: Buffer) => x.subarray(2, 2 + x.readUInt16BE(0));
     const theirs = encodeSealedBlob({ srk: 'ecc', selection: selectionFromInput(sel), public: strip(file('t.pub')), private: strip(file('t.priv')) });
     assert.equal((await withTpm((t) => t.unseal(theirs))).toString(), 'made by tpm2-tools');
   });
@@ -266,12 +266,10 @@ describe('seal and unseal', () => {
       const blob = await t.seal(SECRET, { sha256: [7] });
       const b = parseSealedBlob(blob);
       const privAt = blob.length - b.private.length;
-      const results: string[] = [];
       for (const at of [privAt + 10, privAt + b.private.length - 1]) {
         const x = Buffer.from(blob);
         x[at] = (x[at] as number) ^ 1;
-        const e = await rejectsCoffer(() => t.unseal(x), 'TPM_RC_INTEGRITY');
-        results.push(e.code);
+        await rejectsCoffer(() => t.unseal(x), 'TPM_RC_INTEGRITY');
       }
       // A weaker policy (the authPolicy replaced) changes the object's name: the private part no longer binds.
       const pubAt = blob.indexOf(b.authPolicy);
@@ -283,7 +281,6 @@ describe('seal and unseal', () => {
       const attrAt = blob.indexOf(b.public) + 4;
       z.writeUInt32BE(z.readUInt32BE(attrAt) | 0x40, attrAt);
       await rejectsCoffer(() => t.unseal(z), 'TPM_BAD_SEALED_BLOB', { message: /attributes/ });
-      assert.equal(results.length, 2);
     });
   });
 
@@ -360,7 +357,7 @@ describe('keys and transports', () => {
     for (const kind of ['rsa', 'ecc'] as const) {
       tool(['tpm2_createek', '-c', `ek-${kind}.ctx`, '-G', kind, '-u', `ek-${kind}.pub`]);
       const out = tool(['tpm2_readpublic', '-c', `ek-${kind}.ctx`]).stdout;
-            assert.equal(/^name:\s*([0-9a-f]+)/m.exec(out)?.[1], mine[kind].name.toString('hex'), kind);
+      assert.equal(/^name:\s*([0-9a-f]+)/m.exec(out)?.[1], mine[kind].name.toString('hex'), kind);
     }
     assert.notEqual(mine.rsa.name.toString('hex'), mine.ecc.name.toString('hex'));
   });

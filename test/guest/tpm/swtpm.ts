@@ -43,7 +43,9 @@ export interface SwtpmOptions {
 async function waitFor(child: ChildProcess, file: string): Promise<boolean> {
   // swtpm writes its pid file once its sockets are bound; a probe connection would not do
   // (swtpm serves one client at a time and a probe can leave the next client waiting).
-  for (let i = 0; i < 500 && child.exitCode === null; i++) {
+  // Generous on a loaded machine: swtpm normally binds within milliseconds.
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline && child.exitCode === null) {
     if (existsSync(file)) return true;
     await new Promise((r) => setTimeout(r, 10));
   }

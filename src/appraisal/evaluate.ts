@@ -75,6 +75,9 @@ function referenceImages(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+/** The TCB roles a minimum is compared with: SNP reported, committed and current; the Intel PCK's (TDX, SGX). */
+const TCB_ROLES = ['reported', 'committed', 'current', 'pck'] as const;
+
 /** Zero-pads `want` (hex) on the right to the length of `have` and compares. */
 function paddedEquals(have: string, want: string): boolean {
   return want.length <= have.length && have === want.padEnd(have.length, '0');
@@ -179,13 +182,15 @@ export function evaluate(claims: Claims, policy: Policy, references: ReferenceSt
         continue;
       }
       const min = p.product === null ? undefined : perProduct[p.product];
-      const found = (['reported', 'committed', 'current'] as const).filter((k) => p.tcb?.[k]).map((k) => `${k} ${Object.entries(p.tcb?.[k]?.components ?? {}).map(([c, v]) => `${c}=${v}`).join(' ')}`).join('; ');
+      const found = TCB_ROLES.filter((k) => p.tcb?.[k]).map((k) => `${k} ${Object.entries(p.tcb?.[k]?.components ?? {}).map(([c, v]) => `${c}=${v}`).join(' ')}`).join('; ');
       if (!min) {
         rows.push({ ok: false, text: `the policy sets no minimum TCB for ${p.tee} ${p.product ?? '(unknown product)'}`, expected: `a minimum for one of ${Object.keys(perProduct).join(', ')}`, found: `${p.product ?? 'unknown product'}: ${found}` });
         continue;
       }
       const low: string[] = [];
-      for (const role of ['reported', 'committed', 'current'] as const) {
+      // Fail closed when no role is there to compare (it would otherwise "meet" any minimum).
+      if (!TCB_ROLES.some((k) => p.tcb?.[k])) low.push(`no ${TCB_ROLES.join(', ')} TCB values to compare`);
+      for (const role of TCB_ROLES) {
         const t = p.tcb[role];
         if (!t) continue;
         for (const [c, v] of Object.entries(min)) {
@@ -315,7 +320,8 @@ export function evaluate(claims: Claims, policy: Policy, references: ReferenceSt
     const ids: [string, string][] = [];
     for (const [k, v] of [['HOST_DATA', claims.workload.hostData], ['MRCONFIGID', claims.workload.mrConfigId], ['extended digest', claims.workload.extendedDigest]] as const) if (v !== undefined) ids.push([k, v]);
     const expected = list(policy.workload.digest);
-    if (ids.length === 0) r.na('workload.digest', 'the evidence binds no workload identity (HOST_DATA, MRCONFIGID or an extended digest)', { expected });
+    // A policy that names a workload requires it: evidence that binds none proves no workload, so it fails (not "not applicable").
+    if (ids.length === 0) r.fail('workload.digest', 'the policy requires a workload identity and the evidence binds none (no HOST_DATA, MRCONFIGID or extended digest)', { executables: AR4SI.CONTRAINDICATED_RUNTIME }, { expected, found: 'no workload identity' });
     else {
       const found = ids.map(([k, v]) => `${k} ${v}`).join('; ');
       const hit = ids.find(([, v]) => policy.workload?.digest.some((d) => paddedEquals(v, d)));

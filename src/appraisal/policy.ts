@@ -89,7 +89,8 @@ export const policySchema = z.strictObject({
       reference: imageRef.optional(),
     })
     .optional(),
-  workload: z.strictObject({ digest: z.array(hex()).min(1) }).optional(),
+  // 32 bytes (SHA-256, SNP HOST_DATA) or 48 (SHA-384, TDX MRCONFIGID): a shorter value would match a launcher-chosen prefix followed by zeros.
+  workload: z.strictObject({ digest: z.array(hex().refine((s) => s.length === 64 || s.length === 96, 'must be a SHA-256 (64 hex digits) or SHA-384 (96 hex digits) digest')).min(1) }).optional(),
   freshness: z
     .strictObject({
       /** The evidence must be bound to the verifier's nonce (TPM extraData, or REPORT_DATA = nonce zero-padded). */

@@ -33,8 +33,6 @@ export type HashAlg = (typeof HASH_ALGS)[number];
 export const DEFAULT_HASH_ALG: HashAlg = 'sha384';
 export const MAX_SECRET_BYTES = 64 * 1024;
 export const VERIFIER_ID = { developer: 'coffer', build: 'coffer 0.1.0' };
-/** How long the console keeps an attestation's claims and trust report (about 16 KiB each). */
-export const ATTESTATION_RETENTION_MS = 30 * 24 * 3600_000;
 
 /**
  * Checked at every release on top of the path's own policies, whatever they say: a release is
@@ -340,8 +338,6 @@ export class Broker {
     this.lastPurge = now;
     // Sessions linger an hour after they end so that late requests get a precise refusal.
     await this.store.purgeExpired(now - 3_600_000, now - 2 * this.nonceTtlMs);
-    // The console's copies (the audit log keeps every decision for good).
-    await this.store.purgeAttestations(now - ATTESTATION_RETENTION_MS);
     await this.store.purgeConsoleSessions(now);
   }
 

@@ -426,7 +426,8 @@ async function overview(broker: Broker, w: AdminActor, hours: number) {
   for (const a of atts) {
     const b = at(a.at);
     if (b) b[a.verdict]++;
-    const p = a.platform ?? a.tee;
+    // Without verified claims only the KBS tee name is known.
+    const p = a.platform ?? `${a.tee} (not verified)`;
     const e = byPlatform.get(p) ?? { allow: 0, deny: 0 };
     e[a.verdict]++;
     byPlatform.set(p, e);

@@ -15,6 +15,12 @@ import { sanitize } from './log.js';
 export const BLANK_HEAD_BYTES = 4 * 1024 * 1024;
 /** And of the end (GPT backup header, md 0.90 and DDF metadata live there). */
 export const BLANK_TAIL_BYTES = 1024 * 1024;
+/**
+ * Between them, samples spread evenly over the device: a disk whose start and end were wiped
+ * (wipefs, a zeroed LUKS header) still holds data in the middle, and mkfs would destroy it.
+ */
+export const BLANK_SAMPLES = 256;
+export const BLANK_SAMPLE_BYTES = 64 * 1024;
 
 export type VolumeState =
   | { kind: 'luks2'; size: number }
@@ -111,6 +117,18 @@ export async function probeVolume(path: string): Promise<VolumeState> {
       await readFully(fh, tail, size - tailLen, path);
       const tz = tail.findIndex((b) => b !== 0);
       if (tz >= 0) return { kind: 'other', size, what: `data at offset ${size - tailLen + tz} near the end (a backup GPT or RAID metadata?)` };
+    }
+    const midStart = head.length;
+    const midLen = size - head.length - tailLen;
+    if (midLen > 0) {
+      const sample = Buffer.alloc(Math.min(BLANK_SAMPLE_BYTES, midLen));
+      const count = Math.min(BLANK_SAMPLES, Math.ceil(midLen / sample.length));
+      for (let i = 0; i < count; i++) {
+        const at = midStart + Math.floor(((midLen - sample.length) * i) / Math.max(count - 1, 1));
+        await readFully(fh, sample, at, path);
+        const sz = sample.findIndex((b) => b !== 0);
+        if (sz >= 0) return { kind: 'other', size, what: `data at offset ${at + sz} (not all zero between the probed start and end)` };
+      }
     }
     return { kind: 'blank', size };
   } finally {

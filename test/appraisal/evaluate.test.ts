@@ -234,7 +234,10 @@ describe('evidence kinds, freshness and workload rules', () => {
     const w = rule(run('snp-trustee-genoa-e2e', { ...p, workload: { digest: ['ab'.repeat(32)] } }), 'workload.digest');
     assert.equal(w.status, 'fail');
     assert.equal(w.found, `HOST_DATA ${'00'.repeat(32)}`);
-    assert.equal(rule(run('tpm-gce-cos85', p), 'workload.digest').status, 'not-applicable');
+    // evidence that binds no workload identity cannot satisfy a policy that requires one
+    const t = rule(run('tpm-gce-cos85', p), 'workload.digest');
+    assert.equal(t.status, 'fail');
+    assert.equal(t.found, 'no workload identity');
     const g = caseClaims('tpm-gce-cos85');
     const pcr7 = g.claims.runtime.pcrs?.sha256?.['7'] as string;
     const pp = { ...examplePolicy(), pcrs: { sha256: { '7': pcr7, '4': '11'.repeat(32) } } };

@@ -66,7 +66,9 @@ test('missing fields, syntax errors and duplicate keys', () => {
 test('an all-digit hex value must be quoted: YAML reads it as a number and the error says so', () => {
   const e = policyError(`id: x\nversion: 1\nworkload:\n  digest:\n    - 1234\n`);
   assert.equal(e.message, 'p.yaml:5:7: workload.digest.0: Invalid input: expected string, received number');
-  assert.deepEqual(parsePolicy(`id: x\nversion: 1\nworkload:\n  digest: ["1234", "ABCD"]\n`).workload?.digest, ['1234', 'abcd']);
+  assert.deepEqual(parsePolicy(`id: x\nversion: 1\nworkload:\n  digest: ["${'12'.repeat(32)}", "${'AB'.repeat(48)}"]\n`).workload?.digest, ['12'.repeat(32), 'ab'.repeat(48)]);
+  // a truncated digest would match a launcher-chosen prefix followed by zeros
+  assert.match(policyError(`id: x\nversion: 1\nworkload:\n  digest: ["1234"]\n`).message, /^p\.yaml:4:12: workload\.digest\.0: must be a SHA-256 \(64 hex digits\) or SHA-384 \(96 hex digits\) digest$/);
 });
 
 test('durations', () => {

@@ -251,3 +251,20 @@ test('refused at attestation: a migratable TD (TD_ATTRIBUTES.MIGRATABLE, bit 29)
   // Twin: another attribute (PKS, bit 30) is neither.
   assert.equal((await attest(b, att, { tdAttributes: attrs(30) })).reply.status, 200);
 });
+
+test('a tcb: minimum for tdx compares the PCK TCB (it passed vacuously before): below → policy-denied (tcb.minimum); at it → released', async () => {
+  const pol = (sgx1: number) => `id: tdx-tcb\nversion: 1\nmeasurements:\n  tdx: ["${MRTD_A.toString('hex')}"]\ntcb:\n  tdx:\n    "90c06f000000": { sgx1: ${sgx1}, pceSvn: 11 }\n`;
+  for (const [prefix, sgx1] of [['tdx-tcb-high', 4], ['tdx-tcb-ok', 3]] as const) {
+    assert.equal((await http(`${b.url}/admin/v0/policies/${prefix}`, { method: 'PUT', bearer: b.admin, body: { policy: pol(sgx1) } })).status, 200);
+    assert.equal((await http(`${b.url}/admin/v0/secrets/${prefix}/key/disk`, { method: 'PUT', bearer: b.admin, body: { value: SECRET.toString('base64') } })).status, 200);
+  }
+  const att = new Attester();
+  const { cookie } = await attest(b, att);
+  // The test PCK certifies every SGX TCB component at 3 and PCESVN 11 for FMSPC 90c06f000000.
+  const low = await http(`${b.url}/kbs/v0/resource/tdx-tcb-high/key/disk`, { cookie });
+  assertProblem(low, 403, 'policy-denied', 'KBS_POLICY_DENIED');
+  assert.equal(low.json.rule, 'tcb.minimum');
+  assert.match(low.json.detail as string, /pck sgx1 3 < 4/);
+  assert.equal((await lastDenial(b, 'kbs.resource', 'policy-denied')).rule, 'tcb.minimum');
+  assert.equal((await http(`${b.url}/kbs/v0/resource/tdx-tcb-ok/key/disk`, { cookie })).status, 200);
+});

@@ -3,6 +3,7 @@
 // and a failure-action double that records what would have powered the VM off.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -284,6 +285,18 @@ describe('guest agent: every failure ends in the failure action, the volume unto
         blankVolume(vol);
         const b = readFileSync(vol);
         b.write('precious data', 3 * 1024 * 1024);
+        writeFileSync(vol, b);
+        return {};
+      },
+    },
+    {
+      // wipefs, or a zeroed LUKS header: start and end blank, the data still there in between.
+      name: 'a volume zero at its first 4 MiB and last 1 MiB, with data in the middle',
+      code: 'VOLUME_UNKNOWN_CONTENT',
+      setup: async (vol) => {
+        blankVolume(vol);
+        const b = readFileSync(vol);
+        randomBytes(1024 * 1024).copy(b, 12 * 1024 * 1024);
         writeFileSync(vol, b);
         return {};
       },

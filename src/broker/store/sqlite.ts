@@ -466,10 +466,6 @@ export class SqliteStore implements Store {
     return r ? attestationFrom(r) : undefined;
   }
 
-  async purgeAttestations(before: number): Promise<number> {
-    return this.db.prepare('DELETE FROM attestations WHERE at < ?').run(before).changes;
-  }
-
   async createConsoleSession(s: ConsoleSessionRecord, audit?: AuditInput): Promise<void> {
     this.changeAudited(() => this.db.prepare('INSERT INTO console_sessions (id, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(s.id, s.tokenId, s.createdAt, s.expiresAt).changes === 1, audit);
   }

@@ -349,8 +349,6 @@ export interface Store {
   /** Newest first, with claims (no report): the evidence a draft policy is tested against. */
   recentAttestationClaims(limit: number): Promise<AttestationRecord[]>;
   getAttestation(id: string): Promise<AttestationRecord | undefined>;
-  /** Deletes attestation records older than `before`; returns how many. */
-  purgeAttestations(before: number): Promise<number>;
 
   /** Console sessions (migration 5); the audit record is written in the same transaction. */
   createConsoleSession(s: ConsoleSessionRecord, audit?: AuditInput): Promise<void>;

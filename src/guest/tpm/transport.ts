@@ -202,6 +202,11 @@ export class SocketTransport implements TpmTransport {
         s.removeAllListeners('error');
         // Errors surface through the pending command; this keeps an idle socket's error from crashing the process.
         s.on('error', () => undefined);
+        // A peer that hangs up between commands (swtpm restarted) is reconnected on the next
+        // command; every high-level call flushes what it loaded, so nothing depends on the link.
+        s.once('close', () => {
+          if (this.socket === s) this.socket = undefined;
+        });
         s.setNoDelay(true);
         this.socket = s;
         resolve(s);

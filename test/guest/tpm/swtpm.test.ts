@@ -332,6 +332,18 @@ describe('NV certificates', () => {
     await withTpm(async (t) => assert.ok((await t.readNv(index)).equals(data)));
   });
 
+  test("GCE's flow: the AK template read from NV index 0x01C10003, the quote made with it verifies", async () => {
+    put('ak.tmpl', akTemplate('ecc'));
+    tool(['tpm2_nvdefine', '0x1c10003', '-C', 'o', '-s', String(akTemplate('ecc').length), '-a', 'ownerread|ownerwrite|authread|authwrite|no_da']);
+    tool(['tpm2_nvwrite', '0x1c10003', '-C', 'o', '-i', 'ak.tmpl']);
+    const nonce = createHash('sha256').update('gce').digest();
+    const q = await withTpm(async (t) => t.quote(nonce, { sha256: [0, 7] }, { akTemplate: await t.readNv(NV_INDEX.GCE_AK_TEMPLATE_ECC) }));
+    const ak = assembleAttestationKey([{ kind: 'tpm-public', form: 'TPMT_PUBLIC', public: parseTpmtPublic(q.akPublic) }]);
+    const v = verifyTpmQuote(q.attest, q.signature, { at: new Date(), ak, nonce, pcrs: q.pcrs, expectedQualifiedSigner: q.akQualifiedName });
+    assert.ok(v.checks.every((c) => c.ok));
+    assert.notEqual(q.akPublic.toString('hex'), akTemplate('ecc').toString('hex'), 'the TPM fills in the unique field');
+  });
+
   test('refusals: no such index (TPM_RC_HANDLE), never written, not a certificate, trailing garbage', async () => {
     await withTpm(async (t) => {
       const e = await rejectsCoffer(() => t.readNvCertificate(NV_INDEX.GCE_AK_CERT_ECC), 'TPM_RC_HANDLE');

@@ -141,6 +141,18 @@ describe('response framing over TCP (raw)', () => {
     await Promise.all([t1.close(), t2.close(), t3.close()]);
   });
 
+  test('a peer that hangs up between commands is reconnected; one that hangs up mid-command is an error', async () => {
+    const p = await peer((_, __, s) => s.end(GET_RANDOM_8));
+    const { c, t } = client(p.port);
+    assert.equal((await c.getRandom(8)).length, 8);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await c.getRandom(8)).length, 8);
+    await t.close();
+    assert.equal(p.commands.length, 2);
+    const q = await peer((_, __, s) => s.end());
+    await rejectsCoffer(() => client(q.port).c.getRandom(8), 'TPM_UNAVAILABLE', { message: /without answering/ });
+  });
+
   test('nobody listening → TPM_UNAVAILABLE', async () => {
     const p = await peer(() => undefined);
     const server = servers.pop() as Server;

@@ -72,7 +72,7 @@ export function AttestationsPage() {
                 <td>
                   <Verdict v={a.verdict} />
                 </td>
-                <td>{a.platform ?? a.tee}</td>
+                <td>{a.platform ?? `${a.tee} (not verified)`}</td>
                 <td>
                   <code>{a.rule ?? ''}</code>
                 </td>
@@ -146,7 +146,7 @@ function AttestationView({ a }: { a: AttestationDetail }) {
             <code>{a.policy ?? 'not evaluated'}</code>
           </dd>
           <dt>Platform</dt>
-          <dd>{a.platform ?? a.tee}</dd>
+          <dd>{a.platform ?? `${a.tee} (evidence not verified)`}</dd>
           <dt>Session</dt>
           <dd>
             <code>{a.actor}</code>

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { inputError } from '../errors.js';
 
@@ -78,8 +78,25 @@ export function writePrivateFile(path: string, data: string | Uint8Array): void 
     fchmodSync(fd, PRIVATE_FILE_MODE);
     if (typeof data === 'string') writeSync(fd, data);
     else writeSync(fd, data);
+    // On disk before anything refers to it: a KEK recorded as current in the store (and data keys
+    // re-wrapped under it) must not come back empty after a power loss.
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+  syncDir(dirname(path));
+}
+
+/** Makes a new directory entry durable (best effort: not every file system lets a directory be opened for it). */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, constants.O_RDONLY);
+    fsyncSync(fd);
+  } catch {
+    // the entry is still written; only its durability across a power loss is not forced
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

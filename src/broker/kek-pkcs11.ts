@@ -60,7 +60,12 @@ export function parsePkcs11Spec(s: string): Pkcs11Spec {
     if (part.trim() === '') continue;
     const i = part.indexOf('=');
     const k = (i > 0 ? part.slice(0, i) : part).trim().toLowerCase();
-    const v = i > 0 ? decodeURIComponent(part.slice(i + 1).trim()) : '';
+    let v = '';
+    try {
+      v = i > 0 ? decodeURIComponent(part.slice(i + 1).trim()) : '';
+    } catch {
+      throw inputError('KEK_BAD_SPEC', `PKCS#11 KEK attribute ${k}: a % must start a percent-encoded byte (%25 for % itself)`);
+    }
     if (k === 'pin' || k === 'pin-value' || k === 'pin-source') throw inputError('KEK_BAD_SPEC', 'a PIN is never part of the KEK spec (it would show in the process list and the store): use pin-env=VAR or pin-file=PATH');
     const key = ALIASES[k];
     if (!key) throw inputError('KEK_BAD_SPEC', `unknown PKCS#11 KEK attribute ${JSON.stringify(k)} (known: module, token, label, id, pin-env, pin-file)`);
@@ -158,6 +163,9 @@ function readPin(spec: Pkcs11Spec, env: NodeJS.ProcessEnv): string {
   if (!pin) throw inputError('KEK_PKCS11_NO_PIN', `no PIN for PKCS#11 token ${spec.token}: set ${name} (or give pin-file=PATH, a 0600 file, in the KEK spec)`);
   return pin;
 }
+
+/** Return values that say the session, login or device is gone, not that the wrapped key is bad. */
+const TOKEN_STATE_ERROR = /^CKR_(?:SESSION_|USER_NOT_LOGGED_IN|DEVICE_|TOKEN_|CRYPTOKI_NOT_INITIALIZED|KEY_HANDLE_INVALID)/;
 
 const bool = (b: Buffer | undefined) => b !== undefined && b.length > 0 && b[0] !== 0;
 const ulong = (b: Buffer | undefined) => (b === undefined ? -1 : b.length >= 8 ? Number(b.readBigUInt64LE(0)) : b.readUInt32LE(0));
@@ -324,11 +332,20 @@ export class Pkcs11KekProvider implements KekProvider {
         { type: p.CKA_SENSITIVE, value: false },
         { type: p.CKA_EXTRACTABLE, value: true },
       ]);
-    } catch {
+    } catch (e) {
+      // A lost session or token is not a bad key: say so, or the operator hunts for tampering.
+      // (An integrity failure is not one code: SoftHSM2 answers CKR_GENERAL_ERROR.)
+      const code = rv(e);
+      if (TOKEN_STATE_ERROR.test(code)) throw new CofferError('KEK_PKCS11_ERROR', `the PKCS#11 token could not unwrap a data key (${code}): restart the broker once the token is back`);
       throw new CofferError('KEK_UNWRAP_FAILED', 'the wrapped data key does not unwrap with this KEK (wrong KEK, or the stored key was altered)');
     }
     try {
-      const value = lib.C_GetAttributeValue(this.session, obj, [{ type: p.CKA_VALUE }])[0]?.value as Buffer | undefined;
+      let value: Buffer | undefined;
+      try {
+        value = lib.C_GetAttributeValue(this.session, obj, [{ type: p.CKA_VALUE }])[0]?.value as Buffer | undefined;
+      } catch (e) {
+        throw new CofferError('KEK_PKCS11_ERROR', `the PKCS#11 token did not return the unwrapped data key (${rv(e)})`);
+      }
       if (!value || value.length !== 32) throw new CofferError('KEK_UNWRAP_FAILED', 'the unwrapped data key is not 32 bytes');
       const out = Buffer.from(value);
       value.fill(0);

@@ -1,4 +1,4 @@
-import { CofferError } from '../errors.js';
+import { CofferError, inputError } from '../errors.js';
 import { KekRing, openKek, type SingleKek } from './kek.js';
 import type { AuditInput, Store } from './store/types.js';
 
@@ -55,6 +55,14 @@ export async function rotateKek(o: RotateOptions): Promise<RotateResult> {
   const now = o.now ?? Date.now;
   const actor = o.actor ?? 'rotate-kek';
   const env = o.env ? { env: o.env } : {};
+  // A data key under a KEK the registry does not record (a store from before migration 4 that no
+  // broker has opened since) could not be re-wrapped, and once the new KEK is current no start
+  // would register the old one: every such secret would be unreadable. Refuse before changing anything.
+  const registered = new Set((await o.store.listKeks()).map((k) => k.id));
+  const unregistered = [...new Set([...Object.keys(await o.store.countSecretsByKek()), ...Object.keys(await o.store.countVolumesByKek())])].filter((id) => !registered.has(id));
+  if (unregistered.length > 0) {
+    throw inputError('KEK_UNREGISTERED', `secrets or volume keys are sealed under ${unregistered.join(', ')}, which the store's KEK registry does not record: start the broker once with --kek for that KEK (it registers it), then rotate`);
+  }
   const target: SingleKek = openKek(o.to, { ...env, create: true });
   const ring = new KekRing(o.store, target, env);
   const audit = (action: string, extra: Partial<AuditInput>): AuditInput => ({ at: now(), actor, action, verdict: 'allow', ...extra });

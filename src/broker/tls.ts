@@ -86,6 +86,10 @@ export async function loadOrCreateSelfSigned(home: string, host: string, now: Da
     if (fresh && covers(x, host)) return { cert, key, fingerprint: x.fingerprint256, spkiPin: spkiPin(x), certFile, keyFile, created: false };
     unlinkSync(certFile);
     unlinkSync(keyFile);
+  } else {
+    // Half a pair (a start killed between the two writes below, or one file removed to force a
+    // renewal) is useless alone, and the exclusive create below would fail on it.
+    for (const f of [certFile, keyFile]) if (exists(f)) unlinkSync(f);
   }
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };

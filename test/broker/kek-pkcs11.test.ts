@@ -55,7 +55,7 @@ function raw<T>(fn: (lib: Pkcs11Types.PKCS11, s: Pkcs11Types.Handle, p: typeof P
 test('spec: parsed, aliases, PIN values and unknown attributes refused', () => {
   const s = parsePkcs11Spec(`pkcs11:module-path=${SOFTHSM_MODULE};token=coffer;object=k1;pin-env=MY_PIN`);
   assert.deepEqual(s, { module: SOFTHSM_MODULE, token: 'coffer', label: 'k1', pinEnv: 'MY_PIN' });
-  for (const bad of ['pkcs11:token=coffer;label=k', `pkcs11:module=${SOFTHSM_MODULE};token=coffer;label=k;pin=1234`, `pkcs11:module=${SOFTHSM_MODULE};token=t;label=k;colour=red`, 'pkcs11:module=relative.so;token=t;label=k', `pkcs11:module=${SOFTHSM_MODULE};token=t;label=a b`]) {
+  for (const bad of ['pkcs11:token=coffer;label=k', `pkcs11:module=${SOFTHSM_MODULE};token=coffer;label=k;pin=1234`, `pkcs11:module=${SOFTHSM_MODULE};token=t;label=k;colour=red`, 'pkcs11:module=relative.so;token=t;label=k', `pkcs11:module=${SOFTHSM_MODULE};token=t;label=a b`, `pkcs11:module=${SOFTHSM_MODULE};token=t%zz;label=k`, 'pkcs11:module=/usr/lib/x%E0%A4%A.so;token=t;label=k']) {
     assert.throws(() => parsePkcs11Spec(bad), (e: CofferError) => e.code === 'KEK_BAD_SPEC' && oneLine(e), bad);
   }
   // The PIN value never appears in an error message.
@@ -218,5 +218,27 @@ test('a broker on a PKCS#11 KEK from its first start: key generated in the token
   } finally {
     process.env.COFFER_PKCS11_PIN = saved;
     await tb.cleanup();
+  }
+});
+
+test('a lost session is reported as a token failure (KEK_PKCS11_ERROR with the return value), not as a bad or altered key', async () => {
+  const k = openKek(hsm.spec('other', 'session-kek'), { create: true, env: env() });
+  try {
+    const dk = randomBytes(32);
+    const { wrapped } = await k.wrap(dk);
+    assert.deepEqual(await k.unwrap(wrapped, k.currentId), dk);
+    const flipped = Buffer.from(wrapped);
+    flipped[3] = (flipped[3] as number) ^ 1;
+    await assert.rejects(k.unwrap(flipped, k.currentId), (e: CofferError) => e.code === 'KEK_UNWRAP_FAILED');
+    // Every session on the token closed under the provider (what a token reset does).
+    raw((lib) => {
+      const slot = lib.C_GetSlotList(true).find((x) => lib.C_GetTokenInfo(x).label.trim() === 'other');
+      assert.ok(slot);
+      lib.C_CloseAllSessions(slot);
+    });
+    await assert.rejects(k.unwrap(wrapped, k.currentId), (e: CofferError) => e.code === 'KEK_PKCS11_ERROR' && /CKR_SESSION_HANDLE_INVALID/.test(e.message) && oneLine(e));
+    await assert.rejects(k.wrap(dk), (e: CofferError) => e.code === 'KEK_PKCS11_ERROR');
+  } finally {
+    await k.close();
   }
 });

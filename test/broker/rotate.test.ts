@@ -7,12 +7,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
 import type * as Pkcs11Types from 'pkcs11js';
-import { SqliteStore, rotateKek, type RotateResult } from '../../src/broker/index.js';
+import { FileKekProvider, SqliteStore, open, openBrokerKeks, rotateKek, seal, type RotateResult } from '../../src/broker/index.js';
 import type { CofferError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { Attester, MEASUREMENT_A, http, policyFor, sessionCookie, startTestBroker, type TestBroker } from './helpers.js';
@@ -259,4 +260,37 @@ await rotateKek({ store, to: process.argv[3], onRewrapped: async (_p, done) => {
   const rec = await store.getSecret('team/key/s0');
   assert.ok(rec);
   await assert.rejects(tb.running.broker.kek.unwrap(rec.wrappedKey, 'pkcs11:kek-zz:00'), (e: CofferError) => e.code === 'KEK_UNKNOWN');
+});
+
+test('a store whose KEK the registry does not record (written before migration 4): rotate-kek refuses before changing anything; after a start registers it, the rotation works', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-rotate-unregistered-'));
+  const store = await SqliteStore.open(join(dir, 'broker.db'));
+  try {
+    const old = FileKekProvider.open(join(dir, 'old.key'), { create: true });
+    const s = await seal(old, 'a/b/c', Buffer.from('pre-registry secret'));
+    await store.putSecret({ path: 'a/b/c', kekId: s.kekId, wrappedKey: s.wrappedKey, iv: s.iv, ciphertext: s.ciphertext, tag: s.tag, alg: s.alg, size: 19, createdAt: 1, updatedAt: 1, createdBy: 'test', updatedBy: 'test' });
+    await old.close();
+    const to = `file:${join(dir, 'new.key')}`;
+    await assert.rejects(rotateKek({ store, to }), (e: CofferError) => e.code === 'KEK_UNREGISTERED' && e.kind === 'input');
+    assert.deepEqual(await store.listKeks(), [], 'no KEK was made current');
+    assert.equal(existsSync(join(dir, 'new.key')), false, 'no key was created');
+    // A start with the old key registers it; then the rotation completes and the secret reads.
+    const started = await openBrokerKeks(store, { spec: `file:${join(dir, 'old.key')}`, defaultFile: join(dir, 'unused.key'), at: 2 });
+    await started.ring.close();
+    const r = await rotateKek({ store, to });
+    assert.equal(r.rewrapped, 1);
+    assert.equal(r.retired.length, 1);
+    const ring = (await openBrokerKeks(store, { defaultFile: join(dir, 'unused.key'), at: 3 })).ring;
+    try {
+      const rec = await store.getSecret('a/b/c');
+      assert.ok(rec);
+      assert.equal(rec.kekId, r.kekId);
+      assert.equal((await open(ring, 'a/b/c', rec)).toString(), 'pre-registry secret');
+    } finally {
+      await ring.close();
+    }
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -11,7 +11,7 @@ import { request, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { brokerPaths, startBroker } from '../../src/broker/index.js';
+import { brokerPaths, loadOrCreateSelfSigned, startBroker } from '../../src/broker/index.js';
 import type { CofferError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { fakeRoots, startTestBroker, type TestBroker } from './helpers.js';
@@ -114,6 +114,38 @@ test('self-signed certificate: ECDSA P-256, SANs, 0600 under the home, fingerpri
   await tb.restart();
   assert.equal(tb.running.tls?.created, false);
   assert.equal(tb.running.tls?.fingerprint, fp, 'the same certificate after a restart');
+});
+
+test('self-signed renewal: half a pair left by a crash or removed by hand is replaced, not a crash; near expiry or another host renews; otherwise reused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-selfsigned-'));
+  try {
+    const now = new Date('2030-01-01T00:00:00Z');
+    const first = await loadOrCreateSelfSigned(dir, '127.0.0.1', now);
+    assert.ok(first.created);
+    const again = await loadOrCreateSelfSigned(dir, '127.0.0.1', now);
+    assert.equal(again.created, false);
+    assert.equal(again.fingerprint, first.fingerprint);
+    // Only the key left (killed between the two writes): a new pair, 0600.
+    rmSync(join(dir, 'tls-cert.pem'));
+    const noCert = await loadOrCreateSelfSigned(dir, '127.0.0.1', now);
+    assert.ok(noCert.created);
+    assert.notEqual(noCert.fingerprint, first.fingerprint);
+    // Only the certificate left.
+    rmSync(join(dir, 'tls-key.pem'));
+    const noKey = await loadOrCreateSelfSigned(dir, '127.0.0.1', now);
+    assert.ok(noKey.created);
+    for (const f of ['tls-cert.pem', 'tls-key.pem']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+    // Renewed 30 days before it expires, and for a host it does not name; kept 31 days before.
+    const kept = await loadOrCreateSelfSigned(dir, '127.0.0.1', new Date(now.getTime() + 366 * 86_400_000));
+    assert.equal(kept.fingerprint, noKey.fingerprint);
+    const renewed = await loadOrCreateSelfSigned(dir, '127.0.0.1', new Date(now.getTime() + 368 * 86_400_000));
+    assert.ok(renewed.created);
+    const other = await loadOrCreateSelfSigned(dir, 'broker.example', new Date(now.getTime() + 368 * 86_400_000));
+    assert.ok(other.created);
+    assert.match(new X509Certificate(other.cert).subjectAltName ?? '', /DNS:broker\.example/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('real TLS: openssl s_client verifies it against the certificate; node https trusts it as CA or by pin; a wrong pin or no trust fails', async () => {

@@ -242,26 +242,46 @@ export class SqliteStore implements Store {
       throw inputError('STORE_UNAVAILABLE', `cannot open the SQLite store ${path}: ${(e as Error).message}`);
     }
     const store = new SqliteStore(path, db);
-    await store.migrate();
+    try {
+      await store.migrate();
+    } catch (e) {
+      db.close();
+      if (e instanceof CofferError) throw e;
+      throw new CofferError('STORE_MIGRATION_FAILED', `cannot migrate the SQLite store ${path}: ${(e as Error).message}`);
+    }
     return store;
   }
 
   async migrate(): Promise<number[]> {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-    const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
     const known = Math.max(0, ...MIGRATIONS.map((m) => m.version));
-    const newest = Math.max(0, ...applied);
-    if (newest > known) throw new CofferError('STORE_TOO_NEW', `the database has schema version ${newest}, newer than this broker knows (${known}): upgrade Coffer`);
-    const done: number[] = [];
-    for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
-      if (applied.has(m.version)) continue;
-      this.db.transaction(() => {
+    const appliedNow = (): Set<number> => new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
+    const tooNew = (applied: Set<number>): void => {
+      const newest = Math.max(0, ...applied);
+      if (newest > known) throw new CofferError('STORE_TOO_NEW', `the database has schema version ${newest}, newer than this broker knows (${known}): upgrade Coffer`);
+    };
+    // Up to date: no write lock taken (a second process, or a CLI command, opening a current store).
+    if (this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get()) {
+      const applied = appliedNow();
+      tooNew(applied);
+      if (MIGRATIONS.every((m) => applied.has(m.version))) return [];
+    }
+    // BEGIN IMMEDIATE takes the write lock before the applied versions are read: two processes
+    // opening a fresh file at once queue here (busy timeout), and the second finds the schema
+    // current instead of failing on "table already exists". One transaction for all pending
+    // migrations, as on PostgreSQL.
+    return this.db.transaction((): number[] => {
+      this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      const applied = appliedNow();
+      tooNew(applied);
+      const done: number[] = [];
+      for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+        if (applied.has(m.version)) continue;
         for (const sql of [...m.common, ...m.sqlite]) this.db.exec(sql);
         this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      })();
-      done.push(m.version);
-    }
-    return done;
+        done.push(m.version);
+      }
+      return done;
+    }).immediate();
   }
 
   async schemaVersion(): Promise<number> {

@@ -5,6 +5,7 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
+import { EventEmitter, once } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,11 +24,15 @@ after(async () => {
 });
 
 /** A one-connection TCP peer that hands each complete raw (or mssim-framed) command to `reply`. */
-async function peer(reply: Reply, framing: 'raw' | 'mssim' = 'raw'): Promise<{ port: number; commands: Buffer[] }> {
+async function peer(reply: Reply, framing: 'raw' | 'mssim' = 'raw'): Promise<{ port: number; commands: Buffer[]; hangups: EventEmitter }> {
   const commands: Buffer[] = [];
+  const hangups = new EventEmitter();
   const server = createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
+    sock.on('close', () => {
+      sockets.delete(sock);
+      hangups.emit('closed');
+    });
     let buf = Buffer.alloc(0);
     sock.on('data', (c) => {
       buf = Buffer.concat([buf, c]);
@@ -48,7 +53,7 @@ async function peer(reply: Reply, framing: 'raw' | 'mssim' = 'raw'): Promise<{ p
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
   assert.ok(addr && typeof addr === 'object');
-  return { port: addr.port, commands };
+  return { port: addr.port, commands, hangups };
 }
 
 function resp(rc: number, body: Buffer = Buffer.alloc(0), tag = 0x8001): Buffer {
@@ -144,8 +149,9 @@ describe('response framing over TCP (raw)', () => {
   test('a peer that hangs up between commands is reconnected; one that hangs up mid-command is an error', async () => {
     const p = await peer((_, __, s) => s.end(GET_RANDOM_8));
     const { c, t } = client(p.port);
+    const closed = once(p.hangups, 'closed');
     assert.equal((await c.getRandom(8)).length, 8);
-    await new Promise((r) => setTimeout(r, 50));
+    await closed; // the first connection is gone on both sides
     assert.equal((await c.getRandom(8)).length, 8);
     await t.close();
     assert.equal(p.commands.length, 2);

@@ -22,6 +22,12 @@ PACKAGES=(
   ovmf systemd-boot-efi openssl chromium docker-registry curl
 )
 
+# PostgreSQL: the tests use the server on 127.0.0.1:5432 when one answers (CI has one); otherwise
+# scripts/run-tests.mjs starts a private one from Debian's binaries, so those are needed then.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  PACKAGES+=(postgresql)
+fi
+
 # --- Node and npm -------------------------------------------------------------------------
 command -v node >/dev/null 2>&1 || die "node is not installed: install Node.js 20 (e.g. from https://nodejs.org or NodeSource) and run again"
 command -v npm >/dev/null 2>&1 || die "npm is not installed: install npm (bundled with Node.js 20) and run again"

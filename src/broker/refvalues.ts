@@ -100,6 +100,10 @@ export function parseTrustedKey(purpose: TrustPurpose, text: string): ParsedTrus
       const data = text.includes('-----BEGIN') ? Buffer.from(text, 'utf8') : Buffer.from(text.replace(/\s+/g, ''), 'base64');
       const part = parseAkPart(data, 'the TPM attestation key');
       if (part.kind === 'certificate') throw problem('bad-request', 'TRUST_BAD_KEY', 'a tpm-ak is a public key (PEM, or base64 TPM2B_PUBLIC/TPMT_PUBLIC); give certificate issuers as tpm-ak-root');
+      // A pinned key that can sign arbitrary bytes could sign a forged TPMS_ATTEST: the quote's own
+      // ak_public, which the attester chooses, cannot be what says it is restricted.
+      const a = part.kind === 'tpm-public' ? part.public.attributes : undefined;
+      if (a && !(a.restricted && a.sign && a.fixedTPM)) throw problem('bad-request', 'TRUST_BAD_KEY', 'this TPM public area is not a restricted signing key bound to its TPM (restricted, sign, fixedTPM): it is not an attestation key');
       const key = part.kind === 'tpm-public' ? part.public.key : part.key;
       const d = key.asymmetricKeyDetails;
       return { key, sha256: sha256hex(key.export({ type: 'spki', format: 'der' })), description: `TPM AK (${part.form}, ${key.asymmetricKeyType === 'rsa' ? `RSA-${d?.modulusLength ?? '?'}` : `ECC ${d?.namedCurve ?? ''}`})` };

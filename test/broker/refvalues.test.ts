@@ -209,3 +209,27 @@ test('a signer trusted only between the two reads of one refresh is not left act
     await store.close();
   }
 });
+
+/** An ECC P-256 TPMT_PUBLIC (nameAlg SHA-256, ECDSA/SHA-256) for `key` with these object attributes. */
+function tpmtPublic(key: KeyObject, attributes: number): Buffer {
+  const jwk = key.export({ format: 'jwk' });
+  const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+  const u32 = (n: number) => Buffer.from([n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+  const b2 = (b: Buffer) => Buffer.concat([u16(b.length), b]);
+  return Buffer.concat([u16(0x0023), u16(0x000b), u32(attributes), b2(Buffer.alloc(0)), u16(0x0010), u16(0x0018), u16(0x000b), u16(0x0003), u16(0x0010), b2(Buffer.from(jwk.x as string, 'base64url')), b2(Buffer.from(jwk.y as string, 'base64url'))]);
+}
+
+test('a tpm-ak given as a TPM public area must be a restricted signing key bound to its TPM (an unrestricted key could sign a forged quote)', async () => {
+  const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+  const put = (name: string, attrs: number) => http(adm(`trusted-keys/tpm-ak/${name}`), { method: 'PUT', bearer: admin, body: { key: tpmtPublic(k, attrs).toString('base64') } });
+  // fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | sign, without restricted.
+  assertProblem(await put('unrestricted', 0x00040072), 400, 'bad-request', 'TRUST_BAD_KEY');
+  assert.match((await lastDenial('admin.trust.put', 'bad-request')).detail ?? '', /not an attestation key/);
+  // Restricted but not fixedTPM (duplicable): also refused.
+  assertProblem(await put('duplicable', 0x00050070), 400, 'bad-request', 'TRUST_BAD_KEY');
+  // Twin: the attributes tpm2_createak gives (restricted | sign | fixedTPM ...) are accepted.
+  const ok = await put('restricted', 0x00050072);
+  assert.equal(ok.status, 200, ok.text);
+  assert.match(ok.json.description as string, /TPM AK/);
+  assert.equal((await http(adm('trusted-keys/tpm-ak/restricted'), { method: 'DELETE', bearer: admin })).status, 204);
+});

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { inputError } from '../errors.js';
 import { FAILURE_ACTIONS } from './failure.js';
 import { checkResourcePath, parsePin } from './rcar-client.js';
+import { parseTpmTarget } from './tpm/index.js';
 
 /**
  * /etc/coffer/agent.yaml. Every section is strict: an unknown key is refused, not ignored (a
@@ -28,6 +29,20 @@ const resource = z.string().refine((s) => {
   }
 }, 'must be repository/type/tag');
 
+/**
+ * A TPM the agent may talk to: a device, a Unix socket, or TCP to this machine. TPM commands carry
+ * the sealed and unsealed volume key without parameter encryption, so a TPM across the network
+ * would put the key on the wire in clear.
+ */
+const tpmTarget = z.string().min(1).refine((s) => {
+  try {
+    const t = parseTpmTarget(s);
+    return t.kind !== 'tcp' || /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|\[::1\]|localhost)$/i.test(t.host);
+  } catch {
+    return false;
+  }
+}, 'must be a TPM device (/dev/tpmrm0), a Unix socket (swtpm:path=/...) or swtpm on a loopback address: TPM commands carry the key in clear');
+
 export const agentConfigSchema = z.strictObject({
   broker: z.strictObject({
     url: z.string().min(1),
@@ -45,7 +60,7 @@ export const agentConfigSchema = z.strictObject({
       tsmRoot: z.string().min(1).default('/sys/kernel/config/tsm/report'),
       privlevel: z.number().int().min(0).max(3).optional(),
       /** TPM when source is tpm: /dev/tpmrm0, or swtpm:host=H,port=P. */
-      tpmDevice: z.string().min(1).default('/dev/tpmrm0'),
+      tpmDevice: tpmTarget.default('/dev/tpmrm0'),
       /** SHA-256 PCRs quoted when source is tpm (default all 24: the broker's policy picks). */
       tpmPcrs: z.array(z.number().int().min(0).max(23)).min(1).optional(),
       /** TCG event log sent with a TPM quote, e.g. /sys/kernel/security/tpm0/binary_bios_measurements. */
@@ -98,7 +113,7 @@ export const agentConfigSchema = z.strictObject({
       enabled: z.boolean().default(false),
       pcrs: z.array(z.number().int().min(0).max(23)).min(1).default([7, 11]),
       /** /dev/tpmrm0, or swtpm:host=H,port=P. */
-      device: z.string().min(1).default('/dev/tpmrm0'),
+      device: tpmTarget.default('/dev/tpmrm0'),
     })
     .optional(),
 });

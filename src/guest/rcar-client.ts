@@ -180,7 +180,9 @@ function json(r: Reply, step: string): Record<string, unknown> {
 function refusal(r: Reply, step: string): BrokerError {
   let p: Record<string, unknown> = {};
   try {
-    p = JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+    const v = JSON.parse(r.body.toString('utf8')) as unknown;
+    // `null` or an array is no problem document: without this, a 503 saying `null` was a TypeError, not retried.
+    if (v && typeof v === 'object' && !Array.isArray(v)) p = v as Record<string, unknown>;
   } catch {
     p = {};
   }

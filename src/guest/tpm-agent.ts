@@ -4,7 +4,7 @@ import { parseTpmtPublic } from '../evidence/tpm/structures.js';
 import type { EvidenceSource } from './evidence.js';
 import { runTool } from './luks.js';
 import { sanitize, silentLog, type AgentLog } from './log.js';
-import { openTpm, parseTpmTarget, type Tpm } from './tpm/index.js';
+import { openTpm, parseSealedBlob, parseTpmTarget, type Tpm } from './tpm/index.js';
 
 /**
  * The vTPM in the agent: TPM quotes as KBS evidence (`tee: "tpm"`, the shape the broker's TPM
@@ -106,7 +106,13 @@ export async function unsealFromVolume(device: string, s: SealSettings, log: Age
     return undefined;
   }
   try {
-    const key = await withTpm(s.target, (tpm) => tpm.unseal(Buffer.from(t.blob as string, 'base64')));
+    const blob = Buffer.from(t.blob as string, 'base64');
+    // The header is not authenticated: a token sealed (by whoever can reach the TPM) to PCRs other
+    // than the configured ones would open without those PCRs being what they should be.
+    const sealedTo = parseSealedBlob(blob).selection.find((x) => x.hashName === 'sha256')?.pcrs ?? [];
+    const missing = s.pcrs.filter((p) => !sealedTo.includes(p));
+    if (missing.length > 0) throw verifyError('TPM_SEAL_PCRS_MISMATCH', `the token is sealed to sha256:${sealedTo.join(',') || '(none)'}, which leaves out the configured PCR(s) ${missing.join(',')}`);
+    const key = await withTpm(s.target, (tpm) => tpm.unseal(blob));
     log.info('tpm', `volume key unsealed by the TPM (token ${t.id}): PCRs unchanged since it was sealed`);
     return key;
   } catch (e) {

@@ -2,6 +2,8 @@
 // or as a CA, refused otherwise; plain http only to loopback.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -55,6 +57,32 @@ describe('RCAR client over TLS', () => {
     // No request reached the broker: the pin is checked right after the handshake.
     assert.equal((await broker.running.broker.store.queryAudit({ action: 'kbs.auth' })).length, before);
     await assert.rejects(fetchWith(undefined), (e: unknown) => e instanceof BrokerError && e.code === 'AGENT_TLS_REJECTED' && !e.transient);
+  });
+
+  it('a reply whose body is JSON but not an object (null, an array) is still a BrokerError: 5xx retried, 4xx final', async () => {
+    let status = 503;
+    let body = 'null';
+    const server = createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const get = () => fetchResource({ broker: url, resource: 'app/key/one', evidence: configfsTsmSource({ root: sim.root }), timeoutMs: 10_000 }).catch((e: unknown) => e);
+    try {
+      let e = await get();
+      assert.ok(e instanceof BrokerError, String(e));
+      assert.equal(e.code, 'BROKER_HTTP_503');
+      assert.equal(e.transient, true);
+      status = 403;
+      body = '[1]';
+      e = await get();
+      assert.ok(e instanceof BrokerError, String(e));
+      assert.equal(e.code, 'BROKER_HTTP_403');
+      assert.equal(e.transient, false);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('parses pins with or without colons and refuses anything else', () => {

@@ -46,6 +46,11 @@ describe('agent configuration', () => {
     badConfig({ ...minimal, volume: { ...minimal.volume, resource: '../../etc/passwd' } }, /volume\.resource: must be repository\/type\/tag/);
     badConfig({ ...minimal, volume: { ...minimal.volume, name: 'a/b' } }, /volume\.name/);
     badConfig({ ...minimal, volume: { ...minimal.volume, minKeyBytes: 16 } }, /volume\.minKeyBytes/);
+    // The unsealed key crosses the TPM interface in clear: never a TPM across the network.
+    badConfig({ ...minimal, tpmSeal: { enabled: true, device: 'swtpm:host=10.0.0.5,port=2321' } }, /tpmSeal\.device: must be a TPM device/);
+    badConfig({ ...minimal, evidence: { source: 'tpm', tpmDevice: 'tcp://tpm.example:2321' } }, /evidence\.tpmDevice: must be a TPM device/);
+    badConfig({ ...minimal, tpmSeal: { enabled: true, device: 'nonsense' } }, /tpmSeal\.device/);
+    for (const device of ['/dev/tpmrm0', 'swtpm:host=127.0.0.1,port=2321', 'swtpm:path=/run/swtpm.sock']) assert.equal(parseAgentConfig(stringify({ ...minimal, tpmSeal: { enabled: true, device } })).tpmSeal?.device, device);
     assert.throws(() => parseAgentConfig('broker: [unclosed'), (e: unknown) => e instanceof CofferError && e.code === 'AGENT_BAD_CONFIG');
   });
 
@@ -202,6 +207,7 @@ describe('packaging', () => {
     requireTool('systemd-analyze', 'systemd');
     const unit = readFileSync(join(REPO, 'packaging/systemd/coffer-unlock.service'), 'utf8');
     assert.match(unit, /^FailureAction=poweroff-force$/m);
+    assert.match(unit, /^LimitCORE=0$/m, 'no core dump of a process holding the key');
     assert.match(unit, /^DefaultDependencies=no$/m);
     assert.match(unit, /^Before=.*cryptsetup\.target.*local-fs-pre\.target/m);
     assert.match(unit, /^After=network-online\.target/m);

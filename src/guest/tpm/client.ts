@@ -231,15 +231,25 @@ export class TpmClient {
     await this.execAuth(TPM_CC.PCR_Extend, [index], [], w.toBuffer(), { kind: 'password', ...(password ? { password } : {}) });
   }
 
-  /** TPM2B_SENSITIVE_CREATE || TPM2B_PUBLIC || outsideInfo (empty) || creationPCR (none). */
-  private createParams(template: Uint8Array, data?: Uint8Array, userAuth?: Uint8Array): Buffer {
-    const sens = new ByteWriter();
-    tpm2b(sens, userAuth ?? new Uint8Array(0), 64, 'userAuth');
-    tpm2b(sens, data ?? new Uint8Array(0), 128, 'sensitive data');
-    const s = sens.toBuffer();
-    const w = new ByteWriter().u16be(s.length).bytes(s);
-    tpm2b(w, template, 4096, 'public template');
-    return w.u16be(0).u32be(0).toBuffer();
+  /**
+   * TPM2B_SENSITIVE_CREATE || TPM2B_PUBLIC || outsideInfo (empty) || creationPCR (none), written
+   * into one buffer (the caller wipes it): the secret is copied exactly once.
+   */
+  private createParams(template: Uint8Array, data: Uint8Array = new Uint8Array(0), userAuth: Uint8Array = new Uint8Array(0)): Buffer {
+    if (userAuth.length > 64) throw inputError('TPM_BAD_ARGUMENT', `userAuth is ${userAuth.length} bytes, more than the 64 it may hold`);
+    if (data.length > 128) throw inputError('TPM_BAD_ARGUMENT', `sensitive data is ${data.length} bytes, more than the 128 it may hold`);
+    if (template.length > 4096) throw inputError('TPM_BAD_ARGUMENT', `public template is ${template.length} bytes, more than the 4096 it may hold`);
+    const sensSize = 2 + userAuth.length + 2 + data.length;
+    const out = Buffer.alloc(2 + sensSize + 2 + template.length + 2 + 4);
+    let o = out.writeUInt16BE(sensSize, 0);
+    o = out.writeUInt16BE(userAuth.length, o);
+    out.set(userAuth, o);
+    o = out.writeUInt16BE(data.length, o + userAuth.length);
+    out.set(data, o);
+    o = out.writeUInt16BE(template.length, o + data.length);
+    out.set(template, o);
+    // outsideInfo and creationPCR (count 0) are the zeros Buffer.alloc left.
+    return out;
   }
 
   /** Skips TPM2B_CREATION_DATA, TPM2B_DIGEST creationHash and TPMT_TK_CREATION (checked, not kept). */

@@ -58,10 +58,12 @@ export const TPM_SU = { CLEAR: 0x0000, STATE: 0x0001 } as const;
 /** TPM_CAP and TPM_PT values used by GetCapability. */
 export const TPM_CAP = { TPM_PROPERTIES: 0x00000006, PCRS: 0x00000005 } as const;
 export const TPM_PT = {
-  /** PT_FIXED + 12: TPM_PT_INPUT_BUFFER, the largest TPM2B_MAX_BUFFER. */
+  /** PT_FIXED + 13: TPM_PT_INPUT_BUFFER, the largest TPM2B_MAX_BUFFER. */
   INPUT_BUFFER: 0x0000010d,
-  /** PT_FIXED + 30: the largest response the TPM produces. */
-  MAX_RESPONSE_SIZE: 0x0000011e,
+  /** PT_FIXED + 30: TPM_PT_MAX_COMMAND_SIZE, the largest command the TPM accepts. */
+  MAX_COMMAND_SIZE: 0x0000011e,
+  /** PT_FIXED + 31: TPM_PT_MAX_RESPONSE_SIZE, the largest response the TPM produces. */
+  MAX_RESPONSE_SIZE: 0x0000011f,
   /** PT_FIXED + 44: TPM_PT_NV_BUFFER_MAX, the largest NV_Read/NV_Write chunk. */
   NV_BUFFER_MAX: 0x0000012c,
 } as const;

@@ -1,5 +1,5 @@
 import { ByteReader } from '../../bytes/reader.js';
-import { ByteWriter } from '../../bytes/writer.js';
+import type { ByteWriter } from '../../bytes/writer.js';
 import { CofferError, inputError } from '../../errors.js';
 import { HEADER_SIZE, TPM_ST } from './constants.js';
 
@@ -30,29 +30,39 @@ export function readTpm2b(r: ByteReader, max: number, field: string): Buffer {
   return r.bytes(n);
 }
 
-/** Builds a complete command; with sessions the tag is TPM_ST_SESSIONS and the auth area follows the handles. */
+/**
+ * Builds a complete command; with sessions the tag is TPM_ST_SESSIONS and the auth area follows the
+ * handles. Written straight into the one buffer it returns: commands carry passwords and secrets
+ * (Create's sensitive data), and the caller wipes that buffer, so no other copy may be left behind.
+ */
 export function buildCommand(code: number, handles: readonly number[], params: Uint8Array, sessions: readonly CommandSession[] = []): Buffer {
-  const body = new ByteWriter();
-  for (const h of handles) body.u32be(h >>> 0);
-  if (sessions.length > 0) {
-    const auth = new ByteWriter();
-    for (const s of sessions) {
-      auth.u32be(s.handle >>> 0);
-      tpm2b(auth, s.nonce, 64, 'session nonce');
-      auth.u8(s.attributes & 0xff);
-      tpm2b(auth, s.hmac, 64, 'session HMAC or password');
-    }
-    const a = auth.toBuffer();
-    body.u32be(a.length).bytes(a);
+  let authSize = 0;
+  for (const s of sessions) {
+    if (s.nonce.length > 64) throw inputError('TPM_BAD_ARGUMENT', `session nonce is ${s.nonce.length} bytes, more than the 64 it may hold`);
+    if (s.hmac.length > 64) throw inputError('TPM_BAD_ARGUMENT', `session HMAC or password is ${s.hmac.length} bytes, more than the 64 it may hold`);
+    authSize += 4 + 2 + s.nonce.length + 1 + 2 + s.hmac.length;
   }
-  body.bytes(params);
-  const b = body.toBuffer();
-  return new ByteWriter()
-    .u16be(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS)
-    .u32be(HEADER_SIZE + b.length)
-    .u32be(code >>> 0)
-    .bytes(b)
-    .toBuffer();
+  const total = HEADER_SIZE + 4 * handles.length + (sessions.length > 0 ? 4 + authSize : 0) + params.length;
+  const out = Buffer.alloc(total);
+  let o = out.writeUInt16BE(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS, 0);
+  o = out.writeUInt32BE(total, o);
+  o = out.writeUInt32BE(code >>> 0, o);
+  for (const h of handles) o = out.writeUInt32BE(h >>> 0, o);
+  if (sessions.length > 0) {
+    o = out.writeUInt32BE(authSize, o);
+    for (const s of sessions) {
+      o = out.writeUInt32BE(s.handle >>> 0, o);
+      o = out.writeUInt16BE(s.nonce.length, o);
+      out.set(s.nonce, o);
+      o += s.nonce.length;
+      o = out.writeUInt8(s.attributes & 0xff, o);
+      o = out.writeUInt16BE(s.hmac.length, o);
+      out.set(s.hmac, o);
+      o += s.hmac.length;
+    }
+  }
+  out.set(params, o);
+  return out;
 }
 
 export interface ResponseExpectation {

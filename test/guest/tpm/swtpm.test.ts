@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assembleAttestationKey, parseTpmQuote, parseTpmtPublic, verifyTpmQuote } from '../../../src/evidence/tpm/index.js';
-import { akTemplate, encodeSealedBlob, openTpm, parseSealedBlob, policyPcrDigest, selectionFromInput, NV_INDEX, TPM_RH, TPMA_NV, TPMA_OBJECT, type Tpm, type TpmQuoteEvidence } from '../../../src/guest/tpm/index.js';
+import { akTemplate, buildCommand, encodeSealedBlob, openTpm, parseResponse, parseSealedBlob, policyPcrDigest, selectionFromInput, NV_INDEX, TPM_CC, TPM_PT, TPM_RH, TPMA_NV, TPMA_OBJECT, Tpm, TpmClient, type TpmQuoteEvidence } from '../../../src/guest/tpm/index.js';
 import { parsePcrRead, rejectsCoffer, tpm2b, tpm2ToolsPcrFile } from './helpers.js';
 import { requireTools, startSwtpm, type Swtpm } from './swtpm.js';
 
@@ -284,6 +284,30 @@ describe('seal and unseal', () => {
     });
   });
 
+  test('the command and response frames that carried the secret are wiped once used (seal and unseal)', async () => {
+    const secret = Buffer.from('5ec7e75ec7e75ec7e75ec7e75ec7e75e', 'hex');
+    const frames: Buffer[] = [];
+    const codes: number[] = [];
+    await withTpm(async (t) => {
+      const inner = t.client.transport;
+      const recording = new Tpm(new TpmClient({
+        description: inner.description,
+        close: () => inner.close(),
+        send: async (cmd) => {
+          frames.push(Buffer.from(cmd.buffer, cmd.byteOffset, cmd.byteLength));
+          codes.push(Buffer.from(cmd).readUInt32BE(6));
+          const r = await inner.send(cmd);
+          frames.push(r);
+          return r;
+        },
+      }));
+      const blob = await recording.seal(secret, { sha256: [7] });
+      assert.ok((await recording.unseal(blob)).equals(secret));
+    });
+    assert.ok(codes.includes(TPM_CC.Create) && codes.includes(TPM_CC.Unseal), 'Create and Unseal went out');
+    for (const f of frames) assert.ok(!f.includes(secret) && f.every((b) => b === 0), 'a frame was left holding its bytes');
+  });
+
   test('seal refuses an empty or oversized secret', async () => {
     await withTpm(async (t) => {
       await rejectsCoffer(() => t.seal(Buffer.alloc(0), { sha256: [7] }), 'TPM_BAD_ARGUMENT');
@@ -372,6 +396,28 @@ describe('keys and transports', () => {
       assert.equal(/^name:\s*([0-9a-f]+)/m.exec(out)?.[1], mine[kind].name.toString('hex'), kind);
     }
     assert.notEqual(mine.rsa.name.toString('hex'), mine.ecc.name.toString('hex'));
+  });
+
+  test('TPM_PT codes name the properties tpm2_getcap reports (the TPM lists MAX_RESPONSE_SIZE right after MAX_COMMAND_SIZE)', async () => {
+    const theirs = tool(['tpm2_getcap', 'properties-fixed']).stdout;
+    const raw = (name: string) => Number(new RegExp(`^TPM2_PT_${name}:\\s*\\n\\s*raw:\\s*(0x[0-9a-fA-F]+)`, 'm').exec(theirs)?.[1]);
+    const [mine, listed] = await withTpm(async (t) => {
+      const values = {
+        INPUT_BUFFER: await t.client.getProperty(TPM_PT.INPUT_BUFFER),
+        MAX_COMMAND_SIZE: await t.client.getProperty(TPM_PT.MAX_COMMAND_SIZE),
+        MAX_RESPONSE_SIZE: await t.client.getProperty(TPM_PT.MAX_RESPONSE_SIZE),
+        NV_BUFFER_MAX: await t.client.getProperty(TPM_PT.NV_BUFFER_MAX),
+      };
+      // GetCapability(TPM_PROPERTIES, from MAX_COMMAND_SIZE, 2): the TPM's own next property code.
+      const r = parseResponse(await t.client.transport.send(buildCommand(TPM_CC.GetCapability, [], Buffer.from('00000006' + TPM_PT.MAX_COMMAND_SIZE.toString(16).padStart(8, '0') + '00000002', 'hex'))));
+      return [values, [r.params.readUInt32BE(9), r.params.readUInt32BE(17)]] as const;
+    });
+    assert.deepEqual(listed, [TPM_PT.MAX_COMMAND_SIZE, TPM_PT.MAX_RESPONSE_SIZE]);
+    for (const [name, v] of Object.entries(mine)) {
+      assert.ok(Number.isInteger(raw(name)), `tpm2_getcap lists TPM2_PT_${name}`);
+      assert.equal(v, raw(name), name);
+    }
+    assert.notEqual(mine.INPUT_BUFFER, mine.MAX_COMMAND_SIZE, 'swtpm reports different values, so a swapped code would show');
   });
 
   test('the MS-simulator framing (TPM_SEND_COMMAND) on the same port gives the same answers', async () => {

@@ -8,7 +8,9 @@
  *   in the test's fake AMD chain where AMD's are 4096-bit; the ARK is pinned by hash) + EAR token signature (ES384) + JWE to the tee-pubkey (ephemeral P-384 key,
  *   ECDH-ES, Concat KDF, A256KW, A256GCM) + the secret's data key unwrap (RFC 3394) and AES-GCM.
  * Printed as round trips per second, p50/p99 latency, and the ratio RT/s ÷ floor/s (1.0 would
- * mean the broker did nothing but the unavoidable cryptography).
+ * mean the broker did nothing but the unavoidable cryptography), and the CPU the broker process
+ * used per round trip beside the floor's milliseconds: the clients share the machine, and a wall
+ * time far above the broker's CPU time is waiting (each SQLite commit is fsync'd, synchronous=FULL).
  *
  * The clients simulate the VM in this process (the fake AMD signs each report, the attester
  * decrypts each JWE): on real hardware the PSP signs the report. Their cost is printed too.
@@ -108,6 +110,19 @@ interface Run {
   p99: number;
   floor: number;
   errors: number;
+  /** CPU the broker process used per round trip (ms): beside the floor's ms, what the broker spends; wall time above it is waiting (disk, database, the clients). */
+  cpuMsPerRt: number;
+}
+
+/** User + system CPU of a process in ms, from /proc (Linux); NaN elsewhere. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the command name; clock ticks of 10 ms.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 async function roundTrip(url: string, att: Attester, path: string): Promise<void> {
@@ -121,12 +136,13 @@ async function roundTrip(url: string, att: Attester, path: string): Promise<void
   await flattenedDecrypt(r.json as unknown as FlattenedJWE, att.privateKey);
 }
 
-async function load(url: string, clients: number, path: string, floor: () => void): Promise<Run> {
+async function load(url: string, clients: number, path: string, floor: () => void, pid?: number): Promise<Run> {
   const atts = Array.from({ length: clients }, () => new Attester(MEASUREMENT_A));
   for (const a of atts.slice(0, 2)) await roundTrip(url, a, path);
   const floors: number[] = [opsPerSecond(floor)];
   const lat: number[] = [];
   let errors = 0;
+  const cpu0 = cpuMs(pid);
   const t0 = process.hrtime.bigint();
   const end = t0 + BigInt(Math.round(SECONDS * 1e9));
   await Promise.all(
@@ -143,9 +159,10 @@ async function load(url: string, clients: number, path: string, floor: () => voi
     }),
   );
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpuMsPerRt = (cpuMs(pid) - cpu0) / Math.max(1, lat.length);
   floors.push(opsPerSecond(floor));
   lat.sort((a, b) => a - b);
-  return { clients, rtps: lat.length / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), floor: median(floors), errors };
+  return { clients, rtps: lat.length / secs, p50: percentile(lat, 50), p99: percentile(lat, 99), floor: median(floors), errors, cpuMsPerRt };
 }
 
 async function setUp(b: ChildBroker, home: string): Promise<string> {
@@ -165,10 +182,10 @@ async function benchStore(label: string, store: (home: string) => string, floor:
     child = await startChild(home, store(home), writeFakeArk(home));
     const path = await setUp(child, home);
     for (const n of CLIENTS) {
-      const r = await load(child.url, n, path, floor);
+      const r = await load(child.url, n, path, floor, child.proc.pid);
       ok &&= r.errors === 0 && r.rtps > 0;
       console.log(
-        `broker RT ${label.padEnd(10)} ${String(n).padStart(2)} client${n === 1 ? ' ' : 's'}  ${r.rtps.toFixed(0).padStart(6)} RT/s  p50 ${r.p50.toFixed(1).padStart(6)} ms  p99 ${r.p99.toFixed(1).padStart(6)} ms   floor ${r.floor.toFixed(0).padStart(6)}/s   ratio ${(r.rtps / r.floor).toFixed(3)}${r.errors ? `   ${r.errors} ERRORS` : ''}`,
+        `broker RT ${label.padEnd(10)} ${String(n).padStart(2)} client${n === 1 ? ' ' : 's'}  ${r.rtps.toFixed(0).padStart(6)} RT/s  p50 ${r.p50.toFixed(1).padStart(6)} ms  p99 ${r.p99.toFixed(1).padStart(6)} ms   floor ${r.floor.toFixed(0).padStart(6)}/s   ratio ${(r.rtps / r.floor).toFixed(3)}   broker CPU ${r.cpuMsPerRt.toFixed(1)} ms/RT (floor ${(1000 / r.floor).toFixed(1)} ms)${r.errors ? `   ${r.errors} ERRORS` : ''}`,
       );
     }
   } finally {

@@ -1,7 +1,8 @@
+import { isStaticPcr } from './identity.js';
 import { createHash, createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { FlattenedEncrypt, SignJWT, calculateJwkThumbprint, exportJWK, jwtVerify, type FlattenedJWE, type JWK } from 'jose';
 import { z } from 'zod';
-import { ReferenceStore, earClaims, earJwks, evaluate, parsePolicy, trustReport, type AppraisalResult, type Policy } from '../appraisal/index.js';
+import { AR4SI, ReferenceStore, earClaims, earJwks, evaluate, parsePolicy, trustReport, type AppraisalResult, type Policy } from '../appraisal/index.js';
 import { CofferError } from '../errors.js';
 import type { Claims } from '../evidence/claims-model.js';
 import { amdRoots, type ProductAnchor } from '../pki/roots.js';
@@ -122,8 +123,29 @@ interface AttestationSeen {
   claims?: Claims;
   digest?: string;
   binding?: string;
+  /** The evidence's report data (hex) and whether the broker found it equal to the binding. */
+  reportData?: string;
+  bound?: boolean;
+  hashAlg?: string;
   result?: AppraisalResult;
 }
+/**
+ * The appraisal as the console's trust report should see it: the broker itself compared the
+ * evidence's report data with hash(JCS(runtime-data)) before the policy ran, so the nonce link is
+ * decided by that comparison, not left NOT CHECKED because the attestation policy names no
+ * `freshness.nonce` (a policy that does was evaluated against the same binding and is kept).
+ * Only the report changes: the verdict and the EAR come from the policy's own appraisal.
+ */
+export function withBrokerBinding(result: AppraisalResult, seen: { tee?: string; binding?: string; reportData?: string; bound?: boolean; hashAlg?: string }): AppraisalResult {
+  if (seen.binding === undefined || seen.bound === undefined || result.rules.some((r) => r.id === 'freshness.nonce')) return result;
+  const carrier = seen.tee === 'tpm' ? 'TPM extraData' : 'REPORT_DATA';
+  const how = `${(seen.hashAlg ?? 'the negotiated hash').toUpperCase()} of the JCS-canonical runtime-data (this session's nonce and tee-pubkey), zero-padded to 64 bytes`;
+  const rule: AppraisalResult['rules'][number] = seen.bound
+    ? { id: 'freshness.nonce', status: 'pass', description: `${carrier} is bound to the nonce: the broker checked that it is ${how} before appraisal`, expected: seen.binding, found: `${carrier} ${seen.reportData ?? ''}`, trust: { 'instance-identity': AR4SI.TRUSTWORTHY_INSTANCE } }
+    : { id: 'freshness.nonce', status: 'fail', description: `${carrier} is not bound to the nonce: the broker found it is not ${how}, so the evidence may be a replay`, expected: seen.binding, found: `${carrier} ${seen.reportData ?? ''}`, trust: { 'instance-identity': AR4SI.UNTRUSTWORTHY_INSTANCE } };
+  return { ...result, rules: [...result.rules, rule] };
+}
+
 /** Returns the allow record for the caller to write in the transaction of its state change. */
 type AllowRecord = () => AuditInput;
 
@@ -138,12 +160,12 @@ export function identityAnchors(p: Policy): string[] {
   if (p.measurements?.snp) out.push('measurements.snp');
   if (p.measurements?.tdx) out.push('measurements.tdx');
   if (p.measurements?.reference !== undefined) out.push('measurements.reference');
-  if (p.pcrs && Object.entries(p.pcrs).some(([k, v]) => k === 'reference' || Object.keys(v ?? {}).length > 0)) out.push('pcrs');
+  if (p.pcrs && Object.entries(p.pcrs).some(([k, v]) => k === 'reference' || Object.keys(v ?? {}).some(isStaticPcr))) out.push('pcrs');
   return out;
 }
 
 /** Rule ids (evaluate.ts) that recognise a VM; a release needs one of them to pass, not merely not apply (see identityAnchors). */
-export const IDENTITY_RULE = /^(measurement$|pcr\.)/;
+export const IDENTITY_RULE = /^(measurement$|pcr\.reference$|pcr\.[a-z0-9]+\.([0-9]|1[0-5])$)/;
 
 const sha256hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -376,8 +398,10 @@ export class Broker {
       const refs = (this.references = (await this.trust.current()).store);
       const v = verifier.verify(evidence, { at: new Date(now), snpRoots: this.snpRoots, expectedReportData: want, ...(session.tee === 'tpm' ? { tpm: await this.trust.tpmTrust() } : {}), ...(this.tdxRoots ? { tdxRoots: this.tdxRoots } : {}) });
       note({ evidenceDigest: v.digest });
-      Object.assign(seen, { claims: v.claims, digest: v.digest, binding: want.toString('hex') });
-      if (!timingSafeEqual(want, v.reportData)) {
+      // Lengths first: timingSafeEqual throws on unequal lengths (a verifier's short report data).
+      const bound = v.reportData.length === want.length && timingSafeEqual(want, v.reportData);
+      Object.assign(seen, { claims: v.claims, digest: v.digest, binding: want.toString('hex'), reportData: v.reportData.toString('hex'), bound, hashAlg: session.hashAlg });
+      if (!bound) {
         throw problem('evidence-unbound', 'KBS_EVIDENCE_UNBOUND', `the evidence's report data is not ${session.hashAlg.toUpperCase()} of the JCS-canonical runtime-data: it is not bound to this nonce and tee-pubkey`, { rule: 'freshness.binding' });
       }
       const binding = want.toString('hex');
@@ -459,7 +483,7 @@ export class Broker {
         ...(seen.digest ? { evidenceDigest: seen.digest } : {}),
         ...(seen.binding ? { binding: seen.binding } : {}),
         ...(seen.claims ? { claims: JSON.stringify(seen.claims) } : {}),
-        ...(result ? { report: JSON.stringify(trustReport(result)) } : {}),
+        ...(result ? { report: JSON.stringify(trustReport(withBrokerBinding(result, seen))) } : {}),
         ...(meta.remote ? { remote: meta.remote } : {}),
       };
       await this.store.recordAttestation(rec);

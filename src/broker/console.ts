@@ -40,6 +40,12 @@ export const CONSOLE_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** A path inside dist/web the console serves: segments of plain names, none starting with a dot. */
+const PLAIN_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*\/)*(?:[A-Za-z0-9_-][A-Za-z0-9._-]*)?$/;
+/** Vite's content-hashed assets, the only responses a browser may keep (no query, no dot segment). */
+const ASSET_URL = /^\/console\/assets\/[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+const cacheableAsset = (url: string, status: number) => (status === 200 || status === 304) && ASSET_URL.test(url);
+
 const CONSOLE_ROLES: readonly Role[] = ['admin', 'auditor'];
 /** As the admin API: who may change a release policy (provisioners cannot sign in to the console). */
 const WRITERS: readonly Role[] = ['admin', 'provisioner'];
@@ -161,7 +167,7 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
   await app.register(async (c) => {
     c.addHook('onSend', async (req, reply, payload) => {
       void reply.header('content-security-policy', CONSOLE_CSP).header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer').header('cross-origin-opener-policy', 'same-origin').header('cross-origin-resource-policy', 'same-origin').header('permissions-policy', 'camera=(), microphone=(), geolocation=(), usb=()');
-      if (req.url.startsWith('/console/api/') || !req.url.startsWith('/console/assets/')) void reply.header('cache-control', 'no-store');
+      if (!cacheableAsset(req.url, reply.statusCode)) void reply.header('cache-control', 'no-store');
       return payload;
     });
 
@@ -224,9 +230,11 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
     // ----- the app itself
     c.get('/console', async (_req, reply) => reply.redirect('/console/', 302));
     if (root) {
-      await c.register(fastifyStatic, { root, prefix: '/console/', index: ['index.html'], decorateReply: false, cacheControl: false, etag: true, dotfiles: 'deny' });
+      // allowedPath: a dot segment (`..`, a dotfile) or an encoded separator is a plain 404 before
+      // send sees it (send's own 403 would reach the error handler as an internal error).
+      await c.register(fastifyStatic, { root, prefix: '/console/', index: ['index.html'], decorateReply: false, cacheControl: false, etag: true, dotfiles: 'deny', allowedPath: (pathname) => PLAIN_PATH.test(pathname) });
       c.addHook('onSend', async (req, reply, payload) => {
-        if (req.url.startsWith('/console/assets/') && reply.statusCode === 200) void reply.header('cache-control', 'public, max-age=31536000, immutable');
+        if (cacheableAsset(req.url, reply.statusCode)) void reply.header('cache-control', 'public, max-age=31536000, immutable');
         return payload;
       });
     } else {

@@ -1,6 +1,6 @@
 import { lstatSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
@@ -129,7 +129,13 @@ export async function startBroker(o: StartOptions): Promise<RunningBroker> {
   let tls: { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined;
   let tlsInfo: RunningBroker['tls'];
   if (o.tls) {
-    tls = { cert: readFileSync(o.tls.certFile), key: readPrivateFile(o.tls.keyFile, 'the TLS key') };
+    let cert: Buffer;
+    try {
+      cert = readFileSync(o.tls.certFile);
+    } catch (e) {
+      throw inputError('TLS_BAD_CERT', `cannot read the TLS certificate ${o.tls.certFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    tls = { cert, key: readPrivateFile(o.tls.keyFile, 'the TLS key') };
     let fingerprint: string;
     let pin: string;
     try {
@@ -138,9 +144,24 @@ export async function startBroker(o: StartOptions): Promise<RunningBroker> {
     } catch {
       throw inputError('TLS_BAD_CERT', `${o.tls.certFile} is not a PEM certificate`);
     }
+    let matches = false;
+    try {
+      matches = new X509Certificate(tls.cert).checkPrivateKey(createPrivateKey(tls.key));
+    } catch {
+      throw inputError('TLS_BAD_KEY', `${o.tls.keyFile} is not a PEM private key`);
+    }
+    if (!matches) throw inputError('TLS_KEY_MISMATCH', `${o.tls.keyFile} is not the private key of the certificate ${o.tls.certFile}`);
     tlsInfo = { fingerprint, spkiPin: pin, selfSigned: false, created: false, certFile: o.tls.certFile };
   }
-  const attestationPolicy = o.attestationPolicyFile ? parsePolicy(readFileSync(o.attestationPolicyFile, 'utf8'), o.attestationPolicyFile) : undefined;
+  let policyText: string | undefined;
+  if (o.attestationPolicyFile !== undefined) {
+    try {
+      policyText = readFileSync(o.attestationPolicyFile, 'utf8');
+    } catch (e) {
+      throw inputError('POLICY_UNREADABLE', `cannot read the attestation policy ${o.attestationPolicyFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const attestationPolicy = o.attestationPolicyFile !== undefined && policyText !== undefined ? parsePolicy(policyText, o.attestationPolicyFile) : undefined;
   ensurePrivateHome(o.paths.home);
   if (o.selfSignedTls) {
     const m = await loadOrCreateSelfSigned(o.paths.home, o.host);
@@ -160,13 +181,26 @@ export async function startBroker(o: StartOptions): Promise<RunningBroker> {
   const kek = keks.ring;
   let adminToken = false;
   if ((await store.countTokens()) === 0) {
-    const t = await createToken(store, 'admin', { at: Date.now(), label: 'bootstrap' });
+    // Audited like any other token: the first admin credential is in the log from the start.
+    const t = await createToken(store, 'admin', { at: Date.now(), label: 'bootstrap' }, (id) => ({
+      at: Date.now(),
+      actor: 'broker',
+      action: 'admin.token.create',
+      verdict: 'allow',
+      detail: `created token:${id} role admin (bootstrap, no token existed)`,
+    }));
     try {
       writePrivateFile(o.paths.adminTokenFile, `${t.token}\n`);
       adminToken = true;
     } catch {
       // An old token file is never overwritten; the operator makes a token with `broker token create`.
-      await store.revokeToken(t.record.id, Date.now());
+      await store.revokeToken(t.record.id, Date.now(), {
+        at: Date.now(),
+        actor: 'broker',
+        action: 'admin.token.revoke',
+        verdict: 'allow',
+        detail: `revoked token:${t.record.id}: the bootstrap token file ${o.paths.adminTokenFile} exists already`,
+      });
     }
   }
   const broker = new Broker({

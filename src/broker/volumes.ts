@@ -1,3 +1,4 @@
+import { isStaticPcr } from './identity.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { parsePolicy, type Policy } from '../appraisal/index.js';
@@ -89,6 +90,9 @@ export function identityPolicy(id: string, version: number, idn: VolumeIdentity)
     kinds.add('tpm');
     const banks = Object.fromEntries(Object.entries(idn.tpm.pcrs).filter(([, v]) => v && Object.keys(v).length > 0));
     if (Object.keys(banks).length === 0) throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'identity.tpm.pcrs names no PCR value');
+    if (!Object.values(banks).some((v) => Object.keys(v ?? {}).some(isStaticPcr))) {
+      throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'identity.tpm.pcrs names only resettable PCRs (16-23): software in the VM (16, 23) or DRTM (17-22) can set them, so they only narrow an identity; name a boot PCR 0-15 as well');
+    }
     p.pcrs = banks;
   }
   if (idn.reference) measurements.reference = idn.reference;

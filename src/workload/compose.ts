@@ -68,7 +68,8 @@ function service(doc: YamlDoc, name: string, namedVolumes: Set<string>): GroupMo
   const env: EnvVar[] = keyValues(doc, [...base, 'environment']).map((e) => ({ name: e.key, at: e.at, ...(e.value !== undefined ? { value: e.value } : {}), fromSecret: false }));
   const hostPorts: L<number>[] = list(doc, [...base, 'ports']).flatMap((p, i): L<number>[] => {
     const pp = [...base, 'ports', i];
-    if (typeof p === 'number') return [];
+    // A bare container port (number or string) is still published, on an ephemeral host port.
+    if (typeof p === 'number') return [{ value: 0, at: doc.pos(pp) }];
     if (typeof p === 'string') {
       // [ip:]host:container[/proto]; a bare container port is published on a random host port.
       const parts = p.replace(/\/(tcp|udp|sctp)$/, '').split(':');
@@ -78,7 +79,7 @@ function service(doc: YamlDoc, name: string, namedVolumes: Set<string>): GroupMo
     }
     if (typeof p === 'object' && p !== null) {
       const pub = (p as Obj).published;
-      return pub === undefined ? [] : [{ value: Number(String(pub).split('-')[0]), at: doc.pos([...pp, 'published']) }];
+      return pub === undefined ? [{ value: 0, at: doc.pos(pp) }] : [{ value: Number(String(pub).split('-')[0]), at: doc.pos([...pp, 'published']) }];
     }
     return typeError(doc, pp, 'must be a port mapping');
   });
@@ -86,7 +87,9 @@ function service(doc: YamlDoc, name: string, namedVolumes: Set<string>): GroupMo
     const vp = [...base, 'volumes', i];
     if (typeof v === 'string') {
       const [src = '', target = src, mode = ''] = v.split(':');
-      const isNamed = namedVolumes.has(src) || !/^[./~]/.test(src);
+      // A volume name is [a-zA-Z0-9][a-zA-Z0-9_.-]*; anything else is a host path once Compose has
+      // interpolated it (`${HOME}/.ssh`, `$PWD/data`), so it is judged as one.
+      const isNamed = namedVolumes.has(src) || /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(src);
       const onlyTarget = v.split(':').length === 1;
       return { target: onlyTarget ? src : target, readOnly: mode.split(',').includes('ro'), encrypted: false, tmpfs: false, ...(!onlyTarget && !isNamed ? { hostPath: src } : {}), at: doc.pos(vp) };
     }
@@ -122,6 +125,8 @@ function service(doc: YamlDoc, name: string, namedVolumes: Set<string>): GroupMo
   const apparmorOpt = opt(/^apparmor[:=](.+)$/);
   const labelDisable = opt(/^label[:=](disable)$/);
   const labelType = opt(/^label[:=]type:(.+)$/);
+  // Docker's spelling of procMount: Unmasked (no masked or read-only /proc and /sys paths).
+  const systemPaths = opt(/^systempaths[:=](unconfined)$/);
   const drops = list(doc, [...base, 'cap_drop']);
   const user = str(doc, [...base, 'user']);
   const limits: ContainerModel['limits'] = {};
@@ -157,6 +162,7 @@ function service(doc: YamlDoc, name: string, namedVolumes: Set<string>): GroupMo
     ...(seccompOpt ? { seccomp: { value: seccompOpt.value === 'unconfined' ? 'unconfined' : `localhost:${seccompOpt.value}`, at: seccompOpt.at } } : {}),
     ...(apparmorOpt ? { appArmor: { value: apparmorOpt.value === 'unconfined' ? 'unconfined' : `localhost:${apparmorOpt.value}`, at: apparmorOpt.at } } : {}),
     ...(labelDisable ? { seLinuxType: { value: 'disable', at: labelDisable.at } } : labelType ? { seLinuxType: labelType } : {}),
+    ...(systemPaths ? { procMount: { value: 'unmasked', at: systemPaths.at } } : {}),
   };
   const ns = (key: string): L<boolean> | undefined => {
     const v = str(doc, [...base, key]);

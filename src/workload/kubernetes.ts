@@ -86,7 +86,7 @@ function profile(r: Reader, path: Path): L<string> | undefined {
   return { value: v === 'localhost' ? `localhost:${r.str([...path, 'localhostProfile'])?.value ?? ''}` : v, at: t.at };
 }
 
-function containerModel(r: Reader, spec: Path, list: 'containers' | 'initContainers', i: number, annotations: Path | undefined, podSigner: L<string> | undefined): ContainerModel {
+function containerModel(r: Reader, spec: Path, list: 'containers' | 'initContainers' | 'ephemeralContainers', i: number, annotations: Path | undefined, podSigner: L<string> | undefined): ContainerModel {
   const base = [...spec, list, i];
   const sc = [...base, 'securityContext'];
   const psc = [...spec, 'securityContext'];
@@ -183,7 +183,9 @@ export function modelFromKubernetes(docs: readonly YamlDoc[], source: string): K
     const annotations: Path = [...meta, 'annotations'];
     r.obj(annotations);
     const signer = r.str([...annotations, SIGNER_ANNOTATION]) ?? r.str(['metadata', 'annotations', SIGNER_ANNOTATION]);
-    const containers = (['initContainers', 'containers'] as const).flatMap((list) => r.arr([...spec, list]).map((_, i) => containerModel(r, spec, list, i, annotations, signer)));
+    // Ephemeral containers (kubectl debug) appear in a Pod's spec as read back from the API and run
+    // with their own securityContext: judged like the others.
+    const containers = (['initContainers', 'containers', 'ephemeralContainers'] as const).flatMap((list) => r.arr([...spec, list]).map((_, i) => containerModel(r, spec, list, i, annotations, signer)));
     if (containers.length === 0) r.fail([...spec, 'containers'], 'the pod template has no containers');
     const sysctls = r.arr([...spec, 'securityContext', 'sysctls']).map((_, i) => r.str([...spec, 'securityContext', 'sysctls', i, 'name']) ?? r.fail([...spec, 'securityContext', 'sysctls', i, 'name'], 'required field is missing'));
     const hostNetwork = r.bool([...spec, 'hostNetwork']);

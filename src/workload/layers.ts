@@ -1,3 +1,5 @@
+import { createHash, type Hash } from 'node:crypto';
+import { posix } from 'node:path';
 import { createGunzip, type Gunzip } from 'node:zlib';
 
 /**
@@ -30,6 +32,31 @@ const SECRET_FILES: readonly [RegExp, string][] = [
 ];
 const PEM_PRIVATE = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
 const MAX_CONTENT_SCAN = 1024 * 1024;
+// pax and GNU long-name records are held in memory until their entry ends: a larger one (a
+// decompression bomb needs only a size field) makes the layer "not scanned" instead of an OOM.
+const MAX_META = 1024 * 1024;
+
+/** The name as the runtime will create it (containerd cleans it): `a//b`, `./a`, `a/./b`, `a/x/../b`. */
+function cleanPath(name: string): string {
+  return posix.normalize(`/${name}`).replace(/^\/+/, '');
+}
+
+/** The last `path` record of a pax extended header (records are length-prefixed; later ones win, as in Go's archive/tar). */
+function paxPathOf(data: Buffer): string | undefined {
+  let path: string | undefined;
+  let off = 0;
+  while (off < data.length) {
+    const sp = data.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = Number(data.subarray(off, sp).toString('latin1'));
+    if (!Number.isSafeInteger(len) || len <= sp - off + 1 || off + len > data.length) break;
+    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0 && rec.slice(0, eq) === 'path') path = rec.slice(eq + 1);
+    off += len;
+  }
+  return path;
+}
 
 /** Parses a tar stream incrementally; feed it decompressed bytes. */
 class TarScanner {
@@ -94,25 +121,29 @@ class TarScanner {
     const size = ((sizeField[0] as number) & 0x80) !== 0 ? Number(sizeField.readBigUInt64BE(4)) : parseInt(str(124, 136).trim() || '0', 8);
     if (!Number.isSafeInteger(size) || size < 0) return false;
     const type = String.fromCharCode(h[156] as number);
-    const prefix = h.subarray(257, 263).toString('latin1').startsWith('ustar') ? str(345, 500) : '';
+    // Only POSIX ustar (magic "ustar\0") has a prefix field; old GNU ("ustar  ") keeps times there.
+    const prefix = h.subarray(257, 263).toString('latin1') === 'ustar\0' ? str(345, 500) : '';
     const name = this.paxPath ?? this.longName ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
     this.remaining = size;
     this.padding = (512 - (size % 512)) % 512;
     this.meta = undefined;
     this.content = undefined;
     if (type === 'L' || type === 'x') {
+      if (size > MAX_META) return false;
       this.meta = type;
       this.metaBuf = [];
     } else {
       this.longName = undefined;
       this.paxPath = undefined;
-      this.current = name.replace(/^\.\//, '');
-      if (type === '0' || type === '\0' || type === '7') {
+      this.current = cleanPath(name);
+      // A hard link is the same file under a second name: the name counts (its content was seen
+      // under the first). Symlinks do not: pointing at a runtime-mounted secret is the right way.
+      if (type === '0' || type === '\0' || type === '7' || type === '1') {
         const base = this.current.split('/').pop() ?? '';
         if (!base.startsWith('.wh.')) {
           const hit = SECRET_FILES.find(([re]) => re.test(this.current));
           if (hit) this.found.push({ path: this.current, why: hit[1] });
-          else if (size > 0 && size <= MAX_CONTENT_SCAN) this.content = [];
+          else if (type !== '1' && size > 0 && size <= MAX_CONTENT_SCAN) this.content = [];
         }
       }
     }
@@ -123,9 +154,8 @@ class TarScanner {
   private finishEntry(): void {
     if (this.meta === 'L') this.longName = Buffer.concat(this.metaBuf).toString('utf8').replace(/\0.*$/s, '');
     else if (this.meta === 'x') {
-      const text = Buffer.concat(this.metaBuf).toString('utf8');
-      const m = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(text);
-      if (m) this.paxPath = m[1];
+      const p = paxPathOf(Buffer.concat(this.metaBuf));
+      if (p !== undefined) this.paxPath = p;
     } else if (this.content) {
       if (PEM_PRIVATE.test(Buffer.concat(this.content).toString('latin1'))) this.found.push({ path: this.current, why: 'PEM private key' });
     }
@@ -141,10 +171,17 @@ export class LayerScanner {
   private failed: string | undefined;
   private done: Promise<void>;
 
+  /** The uncompressed bytes' hash: the layer's diff_id, which the runtime keys its snapshots by. */
+  private readonly diff: Hash;
+  private readonly diffAlg: 'sha256' | 'sha512';
+
   constructor(
     readonly index: number,
     mediaType: string,
+    diffIdAlgorithm: 'sha256' | 'sha512' = 'sha256',
   ) {
+    this.diffAlg = diffIdAlgorithm;
+    this.diff = createHash(diffIdAlgorithm);
     if (mediaType.endsWith('+zstd')) {
       this.failed = 'zstd layers cannot be inflated here';
       this.done = Promise.resolve();
@@ -155,7 +192,10 @@ export class LayerScanner {
       return;
     }
     this.gunzip = createGunzip();
-    this.gunzip.on('data', (c: Buffer) => this.tar.push(c));
+    this.gunzip.on('data', (c: Buffer) => {
+      this.diff.update(c);
+      this.tar.push(c);
+    });
     this.done = new Promise((resolve) => {
       this.gunzip?.on('end', resolve);
       this.gunzip?.on('error', (e) => {
@@ -165,17 +205,36 @@ export class LayerScanner {
     });
   }
 
-  push(chunk: Uint8Array): void {
+  /** Resolves when the inflater can take more: the caller awaits it so that memory stays bounded. */
+  async push(chunk: Uint8Array): Promise<void> {
     if (this.failed) return;
-    if (this.gunzip) this.gunzip.write(chunk);
-    else this.tar.push(Buffer.from(chunk));
+    if (!this.gunzip) {
+      this.diff.update(chunk);
+      this.tar.push(Buffer.from(chunk));
+      return;
+    }
+    if (this.gunzip.write(chunk)) return;
+    const g = this.gunzip;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        g.off('drain', done);
+        g.off('error', done);
+        resolve();
+      };
+      g.on('drain', done);
+      g.on('error', done);
+    });
   }
 
-  /** The secrets found, or why the layer could not be scanned. */
-  async end(): Promise<{ secrets: LayerSecret[]; notScanned?: string }> {
+  /** The secrets found, or why the layer could not be scanned; the diff_id when the layer could be inflated. */
+  async end(): Promise<{ secrets: LayerSecret[]; notScanned?: string; diffId?: string }> {
     this.gunzip?.end();
     await this.done;
     const notScanned = this.failed ?? (this.tar.bad ? 'not a tar archive' : undefined);
-    return { secrets: this.tar.found.map((f) => ({ layer: this.index, ...f })), ...(notScanned ? { notScanned } : {}) };
+    return {
+      secrets: this.tar.found.map((f) => ({ layer: this.index, ...f })),
+      ...(notScanned ? { notScanned } : {}),
+      ...(this.failed ? {} : { diffId: `${this.diffAlg}:${this.diff.digest('hex')}` }),
+    };
   }
 }

@@ -104,14 +104,14 @@ export interface BlobSource {
   stream(desc: Descriptor): AsyncIterable<Uint8Array>;
 }
 
-async function hashStream(desc: Descriptor, chunks: AsyncIterable<Uint8Array>, what: string, tap?: (c: Uint8Array) => void): Promise<void> {
+async function hashStream(desc: Descriptor, chunks: AsyncIterable<Uint8Array>, what: string, tap?: (c: Uint8Array) => Promise<void> | void): Promise<void> {
   const h = createHash(algorithmOf(desc.digest));
   let n = 0;
   for await (const c of chunks) {
     n += c.length;
     if (n > desc.size) throw verifyError('OCI_SIZE_MISMATCH', `${what} ${desc.digest}: longer than the ${desc.size} bytes its descriptor says`);
     h.update(c);
-    tap?.(c);
+    await tap?.(c);
   }
   if (n !== desc.size) throw verifyError('OCI_SIZE_MISMATCH', `${what} ${desc.digest}: ${n} bytes, the descriptor says ${desc.size}`);
   const got = `${algorithmOf(desc.digest)}:${h.digest('hex')}`;
@@ -132,8 +132,14 @@ function checkDescriptor(d: Descriptor, what: string): void {
 
 /** The media type of a manifest document, from its descriptor and its own mediaType field, which must agree. */
 function manifestKind(desc: Descriptor, doc: unknown): 'manifest' | 'index' {
-  const own = (doc as { mediaType?: unknown } | null)?.mediaType;
+  const d = doc as { mediaType?: unknown; manifests?: unknown; config?: unknown; layers?: unknown } | null;
+  const own = d?.mediaType;
   if (own !== undefined && own !== desc.mediaType) throw verifyError('OCI_MEDIA_TYPE_MISMATCH', `${desc.digest} says it is ${String(own)}, its descriptor says ${desc.mediaType}`);
+  // A document that is both (no mediaType of its own, manifests and config/layers) would mean one
+  // image to a reader that trusts the descriptor and another to one that sniffs the content
+  // (image-spec v1.0.2 media-type confusion): refused either way.
+  const both = d !== null && typeof d === 'object' && d.manifests !== undefined && (d.config !== undefined || d.layers !== undefined);
+  if (both) throw verifyError('OCI_MEDIA_TYPE_MISMATCH', `${desc.digest} has both manifests and config/layers: ambiguous between an index and a manifest`);
   if (MANIFEST_TYPES.has(desc.mediaType)) return 'manifest';
   if (INDEX_TYPES.has(desc.mediaType)) return 'index';
   if (desc.mediaType === 'application/vnd.docker.distribution.manifest.v1+json' || desc.mediaType === 'application/vnd.docker.distribution.manifest.v1+prettyjws') {
@@ -227,10 +233,17 @@ export async function verifyImage(src: BlobSource, root: Descriptor, want?: Plat
   for (const [i, layer] of manifest.layers.entries()) {
     if (!LAYER_TYPES.has(layer.mediaType)) throw inputError('OCI_UNKNOWN_LAYER', `layer ${i} has media type ${layer.mediaType} (foreign and unknown layer types are refused)`);
     checkDescriptor(layer, 'layer');
-    const scanner = opts.scanLayers ? new LayerScanner(i, layer.mediaType) : undefined;
+    const diffId: unknown = diffIds[i];
+    const scanner = opts.scanLayers ? new LayerScanner(i, layer.mediaType, typeof diffId === 'string' && diffId.startsWith('sha512:') ? 'sha512' : 'sha256') : undefined;
     await hashStream(layer, src.stream(layer), `layer ${i}`, scanner ? (c) => scanner.push(c) : undefined);
     if (scanner) {
       const r = await scanner.end();
+      // The runtime finds an already-unpacked layer by its diff_id (chain id) and then skips
+      // unpacking this one: a diff_id that is not the hash of this layer's content would run
+      // another image's files under this image's signature.
+      if (r.diffId !== undefined && (typeof diffId !== 'string' || !sameDigest(r.diffId, diffId))) {
+        throw verifyError('OCI_DIFF_ID_MISMATCH', `layer ${i}: uncompressed content hashes to ${r.diffId}, the config's diff_id says ${String(diffId)}`);
+      }
       layerSecrets.push(...r.secrets);
       if (r.notScanned) layersNotScanned.push({ layer: i, why: r.notScanned });
     }

@@ -22,7 +22,7 @@ export interface RegistryOptions {
   /** Use http:// (loopback hosts only). */
   plainHttp?: boolean;
   credentials?: RegistryCredentials;
-  /** Per-request timeout (default 60 s). */
+  /** Per-request timeout (default 60 s); for a layer body, the longest pause between two chunks. */
   timeoutMs?: number;
   fetch?: typeof fetch;
 }
@@ -101,20 +101,29 @@ export class RegistryClient implements BlobSource {
   }
 
   /** One request with the auth dance: on 401, answer the challenge once and retry. */
-  async request(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer; absolute?: string } = {}): Promise<Response> {
+  async request(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer; absolute?: string; signal?: AbortSignal } = {}): Promise<Response> {
     const url = init.absolute ?? `${this.base}${path}`;
+    // Credentials and tokens go only to the registry's own origin: an upload Location (or any
+    // absolute URL the registry hands us) on another host gets none, as fetch does for redirects.
+    let foreign = false;
+    try {
+      foreign = new URL(url).origin !== new URL(this.base).origin;
+    } catch {
+      throw verifyError('REGISTRY_ERROR', `${this.host}: ${method}: "${url}" is not a URL`);
+    }
     const send = (auth?: string) =>
       this.f(url, {
         method,
         headers: { ...init.headers, ...(auth ? { authorization: auth } : {}) },
         ...(init.body ? { body: init.body } : {}),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 60_000),
+        signal: init.signal ?? AbortSignal.timeout(this.opts.timeoutMs ?? 60_000),
       }).catch((e: unknown) => {
         throw verifyError('REGISTRY_UNREACHABLE', `${this.host}: ${(e as Error).message}`);
       });
-    const first = await send(this.lastAuth);
+    const first = await send(foreign ? undefined : this.lastAuth);
     if (first.status !== 401) return first;
     await first.body?.cancel();
+    if (foreign) throw verifyError('REGISTRY_AUTH', `${this.host}: ${method} to another origin (${new URL(url).host}) asks for credentials: not sent`);
     const ch = parseChallenge(first.headers.get('www-authenticate') ?? '');
     let auth: string | undefined;
     if (ch?.scheme === 'bearer') auth = `Bearer ${await this.token(ch)}`;
@@ -165,9 +174,29 @@ export class RegistryClient implements BlobSource {
   }
 
   async *stream(desc: Descriptor): AsyncIterable<Uint8Array> {
-    const r = await this.request('GET', this.repoPath('blobs', desc.digest));
-    if (r.status !== 200 || !r.body) throw verifyError(r.status === 404 ? 'REGISTRY_NOT_FOUND' : 'REGISTRY_ERROR', `${this.host}: blob ${desc.digest}: HTTP ${r.status}`);
-    yield* Readable.fromWeb(r.body as unknown as WebReadableStream<Uint8Array>);
+    // A layer may take longer than any fixed timeout to arrive: the timeout bounds each silence
+    // (waiting for the headers, then between two chunks), not the whole transfer.
+    const limit = this.opts.timeoutMs ?? 60_000;
+    const ac = new AbortController();
+    let timer = setTimeout(() => ac.abort(), limit);
+    try {
+      const r = await this.request('GET', this.repoPath('blobs', desc.digest), { signal: ac.signal });
+      if (r.status !== 200 || !r.body) throw verifyError(r.status === 404 ? 'REGISTRY_NOT_FOUND' : 'REGISTRY_ERROR', `${this.host}: blob ${desc.digest}: HTTP ${r.status}`);
+      const body = Readable.fromWeb(r.body as unknown as WebReadableStream<Uint8Array>);
+      try {
+        for await (const c of body) {
+          clearTimeout(timer);
+          yield c as Uint8Array;
+          timer = setTimeout(() => ac.abort(), limit);
+        }
+      } catch (e) {
+        throw verifyError('REGISTRY_UNREACHABLE', `${this.host}: blob ${desc.digest}: ${ac.signal.aborted ? `no data for ${limit} ms` : (e as Error).message}`);
+      } finally {
+        body.destroy();
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Pulls and verifies an image (tag or digest) down to every layer. */
@@ -207,10 +236,18 @@ async function readLimited(r: Response, limit: number, what: string): Promise<Bu
   const chunks: Buffer[] = [];
   let n = 0;
   if (r.body) {
-    for await (const c of Readable.fromWeb(r.body as unknown as WebReadableStream<Uint8Array>)) {
-      n += (c as Buffer).length;
-      if (n > limit) throw verifyError('OCI_SIZE_MISMATCH', `${what}: longer than expected`);
-      chunks.push(c as Buffer);
+    const body = Readable.fromWeb(r.body as unknown as WebReadableStream<Uint8Array>);
+    try {
+      for await (const c of body) {
+        n += (c as Buffer).length;
+        if (n > limit) throw verifyError('OCI_SIZE_MISMATCH', `${what}: longer than expected`);
+        chunks.push(c as Buffer);
+      }
+    } catch (e) {
+      if ((e as { name?: string }).name === 'CofferError') throw e;
+      throw verifyError('REGISTRY_UNREACHABLE', `${what}: ${(e as Error).message}`);
+    } finally {
+      body.destroy();
     }
   }
   return Buffer.concat(chunks);

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { inputError } from '../errors.js';
 import { parseImageReference, registryKey } from './reference.js';
 import type { ContainerModel, GroupModel, InputFormat, L, WorkloadModel } from './model.js';
@@ -95,7 +96,14 @@ const SAFE_SYSCTLS = new Set([
   'net.ipv4.tcp_keepalive_intvl',
   'net.ipv4.tcp_keepalive_probes',
 ]);
-const RUNTIME_SOCKETS = /(^|\/)(docker\.sock|containerd\.sock|crio\.sock|podman\.sock)$|^\/var\/run\/docker$|^\/run\/containerd$/;
+const RUNTIME_SOCKETS = /(^|\/)(docker\.sock|containerd\.sock|crio\.sock|podman\.sock|cri-dockerd\.sock)$|^\/var\/run\/docker$|^\/run\/containerd$/;
+// Directories that hold a runtime socket: mounting one mounts the socket (`/var/run:/var/run`).
+const SOCKET_PARENTS = new Set(['/', '/var', '/run', '/var/run', '/run/containerd', '/var/run/containerd', '/run/crio', '/var/run/crio', '/run/podman', '/var/run/podman', '/run/docker', '/var/run/docker', '/run/k3s', '/run/k3s/containerd']);
+
+function isRuntimeSocket(hostPath: string): boolean {
+  const p = posix.normalize(hostPath).replace(/(.)\/+$/, '$1');
+  return RUNTIME_SOCKETS.test(p) || SOCKET_PARENTS.has(p);
+}
 const SECRET_NAME = /(PASSW(OR)?D|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|AUTH|PWD)/i;
 const SECRET_VALUE = [/-----BEGIN [A-Z ]*PRIVATE KEY-----/, /\bAKIA[0-9A-Z]{16}\b/, /\bgh[pousr]_[A-Za-z0-9]{36,}\b/, /\bxox[abprs]-[A-Za-z0-9-]{10,}/, /\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, /:\/\/[^/\s:@]+:[^/\s@]+@/];
 // Values that name a secret rather than hold one.
@@ -189,7 +197,7 @@ function checkContainer(out: Collector, m: WorkloadModel, g: GroupModel, c: Cont
 
   for (const mt of c.mounts) {
     if (mt.hostPath === undefined) continue;
-    if (RUNTIME_SOCKETS.test(mt.hostPath.replace(/\/+$/, ''))) out.add('CW031', mt.at, `${who} mounts the container runtime socket ${mt.hostPath}`, where);
+    if (isRuntimeSocket(mt.hostPath)) out.add('CW031', mt.at, `${who} mounts the container runtime socket ${mt.hostPath}`, where);
     else out.add('CW030', mt.at, `${who} mounts host path ${mt.hostPath}${mt.readOnly ? ' (read-only)' : ' read-write'} at ${mt.target}`, where);
   }
   for (const p of c.hostPorts) out.add('CW032', p.at, `${who} publishes ${p.value === 0 ? 'a port' : `port ${p.value}`} on the host`, where);

@@ -166,12 +166,30 @@ export interface RuntimeOptions {
 }
 
 function user(c: ManifestContainer, img: ImageDefaults | undefined): { uid: number; gid: number } {
+  const fromImage = c.securityContext.user === undefined;
   const spec = c.securityContext.user ?? img?.User;
   if (spec === undefined || spec === '') throw inputError('WORKLOAD_NO_USER', `container ${c.name}: no user in the manifest or the image: give securityContext.user (a config.json is never generated to run as root by default)`);
   const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(spec);
   if (!m) throw inputError('WORKLOAD_NO_USER', `container ${c.name}: user "${spec}" is a name; give a numeric uid[:gid] (names resolve inside the image)`);
   const uid = Number(m[1]);
+  // Root only when the manifest says so (and `workload check` flags it): an image's USER 0 is the
+  // "root by default" this generator promises never to produce.
+  if (fromImage && uid === 0) throw inputError('WORKLOAD_NO_USER', `container ${c.name}: the image runs as root (User "${spec}") and the manifest names no user: give securityContext.user`);
   return { uid, gid: m[2] !== undefined ? Number(m[2]) : uid };
+}
+
+const imageDefaultsSchema = z.object({
+  User: z.string().optional(),
+  Env: z.array(z.string()).nullish(),
+  Entrypoint: z.array(z.string()).nullish(),
+  Cmd: z.array(z.string()).nullish(),
+  WorkingDir: z.string().refine((d) => d === '' || d.startsWith('/'), 'must be an absolute path').optional(),
+});
+
+/** The image configuration is input (a file or a registry): a bad one is the user's error, not a generator bug. */
+function checkImageDefaults(container: string, image: unknown): void {
+  const r = imageDefaultsSchema.safeParse(image);
+  if (!r.success) throw inputError('WORKLOAD_BAD_IMAGE_CONFIG', `container ${container}: image config ${r.error.issues[0]?.path.join('.') ?? ''}: ${r.error.issues[0]?.message ?? 'invalid'}`);
 }
 
 /** config.json for one container. */
@@ -180,6 +198,7 @@ export function runtimeConfig(w: WorkloadManifest, containerName: string, image?
   if (!c) throw inputError('WORKLOAD_NO_CONTAINER', `no container named ${containerName}`);
   const sc = c.securityContext;
   if (sc.privileged) throw inputError('WORKLOAD_PRIVILEGED', `container ${c.name} is privileged: Coffer does not generate privileged containers`);
+  if (image !== undefined) checkImageDefaults(c.name, image);
   const state = opts.stateDir ?? '/run/coffer';
   const args = [...(c.command ?? image?.Entrypoint ?? []), ...(c.args ?? (c.command ? [] : (image?.Cmd ?? [])))];
   if (args.length === 0) throw inputError('WORKLOAD_NO_COMMAND', `container ${c.name}: no command in the manifest or the image`);
@@ -242,7 +261,11 @@ export function runtimeConfig(w: WorkloadManifest, containerName: string, image?
       env: [...env].map(([k, v]) => `${k}=${v}`),
       cwd: c.workingDir ?? (image?.WorkingDir || '/'),
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1_048_576, soft: 1_048_576 }],
+      // No core dumps: they would write the memory that holds the broker's secrets to a file.
+      rlimits: [
+        { type: 'RLIMIT_NOFILE', hard: 1_048_576, soft: 1_048_576 },
+        { type: 'RLIMIT_CORE', hard: 0, soft: 0 },
+      ],
       noNewPrivileges: sc.noNewPrivileges,
       ...(appArmor ? { apparmorProfile: appArmor } : {}),
       ...(sc.seLinuxType ? { selinuxLabel: `system_u:system_r:${sc.seLinuxType}:s0` } : {}),

@@ -3,8 +3,9 @@ import { bundleFromJSON, isBundleWithDsseEnvelope, isBundleWithMessageSignature,
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { Verifier, toSignedEntity, toTrustMaterial, type VerificationPolicy } from '@sigstore/verify';
 import { inputError, verifyError } from '../errors.js';
-import { digestOf, type Descriptor } from './oci.js';
-import { DIGEST } from './reference.js';
+import { z } from 'zod';
+import { descriptorSchema, digestOf, type Descriptor } from './oci.js';
+import { DIGEST, registryKey } from './reference.js';
 import type { RegistryClient } from './registry.js';
 
 /**
@@ -40,9 +41,15 @@ export function parseSignerKey(pem: string | Buffer): KeyObject {
   throw inputError('SIGNER_BAD_KEY', `signer key type ${t ?? 'unknown'}${curve ? ` (${curve})` : ''} is not accepted (ECDSA P-256/P-384, Ed25519, RSA >= 2048)`);
 }
 
-function hashFor(k: KeyObject): string | null {
-  if (k.asymmetricKeyType === 'ed25519') return null;
-  return k.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'sha384' : 'sha256';
+/**
+ * The digests a signature by this key may be over. cosign loads every key with SHA-256
+ * (LoadPublicKey / SignerVerifierFromKeyRef hard-code crypto.SHA256, P-384 included); sigstore's
+ * newer per-key defaults use SHA-384 for P-384, so both are tried there (an ECDSA signature over
+ * one digest cannot verify over the other without a collision between them). Ed25519 is pure.
+ */
+function hashesFor(k: KeyObject): (string | null)[] {
+  if (k.asymmetricKeyType === 'ed25519') return [null];
+  return k.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['sha256', 'sha384'] : ['sha256'];
 }
 
 export interface SimpleSigningPayload {
@@ -58,7 +65,7 @@ export function verifyCosignPayload(payload: Buffer, signatureB64: string, key: 
   if (!DIGEST.test(expect.digest)) throw inputError('SIGNATURE_BAD_DIGEST', `expected digest ${expect.digest} is not sha256:<hex> or sha512:<hex>`);
   const sig = Buffer.from(signatureB64, 'base64');
   if (sig.length === 0 || sig.toString('base64') !== signatureB64.replace(/\s/g, '')) throw verifyError('COSIGN_BAD_SIGNATURE', 'the signature is not base64');
-  if (!cryptoVerify(hashFor(key), payload, key, sig)) throw verifyError('COSIGN_BAD_SIGNATURE', 'the signature does not verify with the signer key');
+  if (!hashesFor(key).some((h) => cryptoVerify(h, payload, key, sig))) throw verifyError('COSIGN_BAD_SIGNATURE', 'the signature does not verify with the signer key');
   let p: SimpleSigningPayload;
   try {
     p = JSON.parse(payload.toString('utf8')) as SimpleSigningPayload;
@@ -71,9 +78,21 @@ export function verifyCosignPayload(payload: Buffer, signatureB64: string, key: 
   if (typeof d !== 'string' || !sameText(d, expect.digest)) throw verifyError('COSIGN_WRONG_DIGEST', `the signature is for ${String(d)}, not ${expect.digest}`);
   if (expect.repository !== undefined) {
     const ref = c.identity?.['docker-reference'];
-    if (typeof ref !== 'string' || stripTagAndDigest(ref) !== expect.repository) throw verifyError('COSIGN_WRONG_REPOSITORY', `the signature names ${String(ref)}, not ${expect.repository}`);
+    if (typeof ref !== 'string' || sameRepository(stripTagAndDigest(ref), expect.repository) === false) throw verifyError('COSIGN_WRONG_REPOSITORY', `the signature names ${String(ref)}, not ${expect.repository}`);
   }
   return p;
+}
+
+/**
+ * Whether two `host/repository` names are the same repository: Docker Hub's spellings folded
+ * (cosign writes go-containerregistry's `index.docker.io/library/x`; references say `docker.io`).
+ */
+function sameRepository(a: string, b: string): boolean {
+  const norm = (r: string) => {
+    const i = r.indexOf('/');
+    return i < 0 ? r : `${registryKey(r.slice(0, i))}${r.slice(i)}`;
+  };
+  return norm(a) === norm(b);
 }
 
 /** `host:port/repo:tag@digest` without tag and digest (a port's colon is kept). */
@@ -103,9 +122,18 @@ export async function verifyCosignImage(client: RegistryClient, manifestDigest: 
     if ((e as { code?: string }).code === 'REGISTRY_NOT_FOUND') throw verifyError('COSIGN_NO_SIGNATURE', `no cosign signature for ${manifestDigest}`);
     throw e;
   }
-  const m = JSON.parse(sigManifest.bytes.toString('utf8')) as { layers?: (Descriptor & { annotations?: Record<string, string> })[] };
+  // The signature manifest comes by tag, so nothing vouches for it: every descriptor in it is
+  // validated (a missing size would otherwise make the payload read unbounded).
+  let doc: unknown;
+  try {
+    doc = JSON.parse(sigManifest.bytes.toString('utf8'));
+  } catch {
+    throw verifyError('COSIGN_BAD_SIGNATURE_MANIFEST', `the signature manifest of ${manifestDigest} is not JSON`);
+  }
+  const parsed = z.object({ layers: z.array(descriptorSchema) }).safeParse(doc);
+  if (!parsed.success) throw verifyError('COSIGN_BAD_SIGNATURE_MANIFEST', `the signature manifest of ${manifestDigest} is not an image manifest: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`);
   const errors: string[] = [];
-  for (const layer of m.layers ?? []) {
+  for (const layer of parsed.data.layers) {
     if (layer.mediaType !== COSIGN_SIMPLE_SIGNING) continue;
     const sig = layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION];
     if (!sig) continue;
@@ -167,6 +195,9 @@ export function verifySigstoreBundle(c: SigstoreCheck): { signer: 'public-key' |
     throw inputError('SIGSTORE_BAD_ROOT', `not a Sigstore trusted root: ${(e as Error).message}`);
   }
   const keyed = isBundleWithPublicKey(bundle);
+  // @sigstore/verify checks a certificate chain once per verified timestamp: with none required
+  // and none present, the chain to the trusted CA would never be checked.
+  if (!keyed && (c.timestampThreshold ?? 1) < 1) throw inputError('SIGSTORE_BAD_OPTIONS', 'a keyless bundle needs at least one verified timestamp (the certificate is checked at that time)');
   const keys = new Map(Object.entries(c.keys ?? {}).map(([hint, pem]) => [hint, parseSignerKey(pem)]));
   const trust = toTrustMaterial(root, (hint: string) => {
     const k = keys.get(hint);

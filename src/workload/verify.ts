@@ -1,7 +1,7 @@
 import { verifyError } from '../errors.js';
 import type { WorkloadManifest } from './manifest.js';
 import type { PlatformWanted } from './oci.js';
-import { parseImageReference } from './reference.js';
+import { parseImageReference, registryKey } from './reference.js';
 import { RegistryClient, type RegistryOptions } from './registry.js';
 import { checkImageConfig, checkLayerSecrets, type Finding } from './rules.js';
 import { verifyCosignImage } from './signatures.js';
@@ -29,6 +29,11 @@ export async function verifyManifestImages(m: WorkloadManifest, opts: { registry
     if (!ref.digest) throw verifyError('WORKLOAD_NOT_PINNED', `container ${c.name}: image ${c.image} is not pinned by digest`);
     if (!c.signer) throw verifyError('WORKLOAD_NO_SIGNER', `container ${c.name}: the manifest names no signer for ${c.image}`);
     if (!('publicKey' in c.signer)) throw verifyError('WORKLOAD_KEYLESS_NEEDS_BUNDLE', `container ${c.name}: a keyless signer is verified from a Sigstore bundle (workload verify-signature --bundle), not from the registry`);
+    // The allow-list is enforced here, before anything is fetched (credentials included), not only
+    // reported by `workload check` (CW004).
+    if (m.registries !== undefined && !m.registries.some((r) => registryKey(r.replace(/^https?:\/\//, '')) === registryKey(ref.registry))) {
+      throw verifyError('WORKLOAD_REGISTRY_NOT_ALLOWED', `container ${c.name}: registry ${ref.registry} is not in the manifest's registries (${m.registries.join(', ')})`);
+    }
     const client = RegistryClient.forReference(ref, opts.registry?.(ref.registry) ?? {});
     const img = await client.pull(ref.digest, opts.platform, { scanLayers: true });
     await verifyCosignImage(client, img.rootDigest, c.signer.publicKey, `${ref.registry}/${ref.repository}`);

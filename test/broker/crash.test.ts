@@ -122,7 +122,11 @@ async function crashRun(target: Target): Promise<string> {
       const current = b;
       const progress = (kind: 'write' | 'release') => () => {
         acks[kind]++;
-        if (!killed && acks.write >= killAt.write && acks.release >= killAt.release) killed = current.kill().then(() => void (alive = false));
+        // The kill lands a random few milliseconds later, while the requests the workers sent
+        // since are being served (killed at the acknowledgement itself, it would fall between them).
+        if (!killed && acks.write >= killAt.write && acks.release >= killAt.release) {
+          killed = new Promise<void>((resolve) => setTimeout(resolve, randomInt(25))).then(() => current.kill()).then(() => void (alive = false));
+        }
       };
       const work = [
         ...Array.from({ length: WRITERS }, (_, i) => writer(current, admin, i, round, ledger, () => alive, progress('write'))),

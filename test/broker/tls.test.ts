@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -250,6 +250,13 @@ test('refused: plain HTTP on a non-loopback address, --client-ca without TLS, a 
     await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, clientCaFile: join(work, 'ca.pem') }), (e: CofferError) => e.code === 'USAGE');
     writeFileSync(join(work, 'not-a-cert.pem'), 'hello');
     await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, selfSignedTls: true, clientCaFile: join(work, 'not-a-cert.pem') }), (e: CofferError) => e.code === 'TLS_BAD_CLIENT_CA');
+    // A given certificate that is missing, or a key that is not its own: input errors, not internal ones.
+    for (const k of ['ca.key', 'rogue.key']) chmodSync(join(work, k), 0o600);
+    await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, tls: { certFile: join(work, 'missing.pem'), keyFile: join(work, 'ca.key') } }), (e: CofferError) => e.code === 'TLS_BAD_CERT' && e.kind === 'input');
+    await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, tls: { certFile: join(work, 'ca.pem'), keyFile: join(work, 'rogue.key') } }), (e: CofferError) => e.code === 'TLS_KEY_MISMATCH' && e.kind === 'input');
+    await assert.rejects(startBroker({ paths, host: '127.0.0.1', port: 0, attestationPolicyFile: join(work, 'missing-policy.yaml') }), (e: CofferError) => e.code === 'POLICY_UNREADABLE' && e.kind === 'input');
+    const given = await startBroker({ paths, host: '127.0.0.1', port: 0, tls: { certFile: join(work, 'ca.pem'), keyFile: join(work, 'ca.key') }, logStream: tb.logs });
+    await given.close();
     // Through the CLI: one line, exit 2.
     const r = await runCli(['broker', 'serve', '--home', dir, '--listen', '0.0.0.0:0']);
     assert.equal(r.code, 2);

@@ -27,6 +27,7 @@ let tcti = '';
 let tb: TestBroker;
 let admin: string;
 let pcr16 = '';
+let pcr7 = '';
 const SECRET = Buffer.from(`tpm-released-${'5ec2e7'.repeat(6)}`);
 
 function tpm(args: string[]): string {
@@ -136,13 +137,16 @@ before(async () => {
   tpm(['tpm2_pcrextend', `16:sha256=${Buffer.alloc(32, 0xc0).toString('hex')}`]);
   pcr16 = /16\s*:\s*0x([0-9A-Fa-f]{64})/.exec(tpm(['tpm2_pcrread', 'sha256:16']))?.[1]?.toLowerCase() ?? '';
   assert.match(pcr16, /^[0-9a-f]{64}$/);
+  // PCR 7 anchors the identity (16 is resettable from inside the VM, so it only narrows one)
+  pcr7 = /7\s*:\s*0x([0-9A-Fa-f]{64})/.exec(tpm(['tpm2_pcrread', 'sha256:7']))?.[1]?.toLowerCase() ?? '';
+  assert.match(pcr7, /^[0-9a-f]{64}$/);
 
   tb = await startTestBroker();
   admin = readFileSync(tb.running.paths.adminTokenFile, 'utf8').trim();
   const pin = await http(adm('trusted-keys/tpm-ak/test-ak'), { method: 'PUT', bearer: admin, body: { key: readFileSync(join(dir, 'ak.pem'), 'utf8') } });
   assert.equal(pin.status, 200, pin.text);
   assert.match(pin.json.description as string, /TPM AK/);
-  const pol = (id: string, value: string) => `id: ${id}\nversion: 1\nevidence:\n  accepted: [tpm]\npcrs:\n  sha256:\n    "16": "${value}"\nfreshness:\n  nonce: required\n`;
+  const pol = (id: string, value: string) => `id: ${id}\nversion: 1\nevidence:\n  accepted: [tpm]\npcrs:\n  sha256:\n    "7": "${pcr7}"\n    "16": "${value}"\nfreshness:\n  nonce: required\n`;
   for (const [prefix, text] of [['tpm-team', pol('tpm-release', pcr16)], ['tpm-other', pol('tpm-other-release', 'ab'.repeat(32))], ['snp-team', policyFor('snp-release', MEASUREMENT_A)]] as const) {
     const r = await http(adm(`policies/${prefix}`), { method: 'PUT', bearer: admin, body: { policy: text } });
     assert.equal(r.status, 200, r.text);
@@ -294,7 +298,7 @@ test('an AK certificate chaining to a trusted tpm-ak-root is accepted instead of
 });
 
 test('a TPM volume identity (PCR 16) releases its key to this TPM; another PCR value is refused', async () => {
-  const mk = (id: string, value: string) => http(adm('volumes'), { method: 'POST', bearer: admin, body: { id, identity: { tpm: { pcrs: { sha256: { '16': value } } } } } });
+  const mk = (id: string, value: string) => http(adm('volumes'), { method: 'POST', bearer: admin, body: { id, identity: { tpm: { pcrs: { sha256: { '7': pcr7, '16': value } } } } } });
   assert.equal((await mk('tpm-vm', pcr16)).status, 201);
   assert.equal((await mk('tpm-vm-other', 'cd'.repeat(32))).status, 201);
   const att = new Attester();

@@ -214,6 +214,11 @@ test('host data never identifies a VM alone: not as a release policy, not beside
   assertProblem(await pol(`id: hd\nversion: 1\nrtmrs:\n  "1": "${'ab'.repeat(48)}"\n`), 400, 'bad-request', 'POLICY_NO_IDENTITY');
   assertProblem(await provision(provisioner, { id: 'vm-mix', identity: { snp: { hostData: [H] }, tpm: { pcrs: { sha256: { '0': 'cd'.repeat(32) } } } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
   assertProblem(await provision(provisioner, { id: 'vm-mix', identity: { tdx: { mrConfigId: ['ab'.repeat(48)], rtmrs: { '1': 'ab'.repeat(48) } } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
+  // PCRs 16-23 can be reset from inside the VM (16, 23) or by DRTM (17-22): they narrow, never identify.
+  assertProblem(await pol(`id: hd\nversion: 1\npcrs:\n  sha256:\n    "16": "${'cd'.repeat(32)}"\n    "23": "${'cd'.repeat(32)}"\n`), 400, 'bad-request', 'POLICY_NO_IDENTITY');
+  assertProblem(await provision(provisioner, { id: 'vm-pcr16', identity: { tpm: { pcrs: { sha256: { '16': 'cd'.repeat(32) } } } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
+  const pcr7 = await provision(provisioner, { id: 'vm-pcr7', identity: { tpm: { pcrs: { sha256: { '7': 'cd'.repeat(32), '16': 'cd'.repeat(32) } } } } });
+  assert.equal(pcr7.status, 201, pcr7.text);
   // A workload-only policy stored before this rule: it matches, but identifies nothing.
   const text = `id: hd-old\nversion: 1\nworkload:\n  digest: ["${H}"]\n`;
   await tb.running.broker.store.setPolicy({ prefix: 'hd', policyId: 'hd-old', policyVersion: '1', text, sha256: createHash('sha256').update(text).digest('hex'), updatedAt: Date.now(), updatedBy: 'test' });

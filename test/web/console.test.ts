@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -519,4 +519,65 @@ test('a console session ends after its lifetime, whatever the cookie says', asyn
   }
   // A cookie that was never issued is refused the same way.
   assert.equal((await fetch(consoleUrl('api/session'), { headers: { cookie: `${CONSOLE_COOKIE}=${'A'.repeat(43)}` } })).status, 401);
+});
+
+test('static paths that leave the bundle or name a dotfile are a plain 404, never a 500, and never cached', async () => {
+  // node:http, not fetch: fetch would normalise the dot segments away before sending.
+  const get = (path: string) =>
+    new Promise<{ status: number; cache: string; body: string }>((resolve, reject) => {
+      const u = new URL(tb.url);
+      const req = httpRequest({ host: u.hostname, port: u.port, path }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, cache: String(res.headers['cache-control'] ?? ''), body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const errorsBefore = tb.logs.lines.filter((l) => l.includes('"level":50')).length;
+  for (const path of ['/console/.env', '/console/assets/.hidden', '/console/%2e%2e/%2e%2e/package.json', '/console/..%2f..%2fpackage.json', '/console/assets/%2e%2e/index.html', '/console/assets/../index.html', '/console/assets/nope.js']) {
+    const r = await get(path);
+    assert.equal(r.status, 404, `${path}: ${r.body}`);
+    assert.equal(r.cache, 'no-store', `${path} is not cached (an index.html under /assets/ must not become immutable)`);
+  }
+  assert.equal(tb.logs.lines.filter((l) => l.includes('"level":50')).length, errorsBefore, 'no internal error logged');
+  // The positive twins: the page itself (no-store) and a content-hashed asset (immutable).
+  const index = await get('/console/');
+  assert.equal(index.status, 200);
+  assert.equal(index.cache, 'no-store');
+  const asset = /src="(\/console\/assets\/[^"]+\.js)"/.exec(index.body)?.[1];
+  assert.ok(asset, 'index.html names its script');
+  const a = await get(asset);
+  assert.equal(a.status, 200);
+  assert.equal(a.cache, 'public, max-age=31536000, immutable');
+  assert.equal((await get(`${asset}?x=1`)).cache, 'no-store', 'only the exact asset URL is immutable');
+});
+
+test('a scoped token sees its scope only, and its secrets are not called "never released" when a policy above the scope applies', async () => {
+  const scoped = await tb.token('admin', 'team-a/disk');
+  await signIn(scoped);
+  await go('secrets', 'Secrets & volumes');
+  await page.locator('section[aria-labelledby="sec-h"] table').waitFor();
+  const t = await page.locator('section[aria-labelledby="sec-h"]').innerText();
+  assert.match(t, /team-a\/disk\/root/);
+  assert.doesNotMatch(t, /team-a\/api\/key|team-b/, 'nothing outside the scope');
+  // team-a's policy releases team-a/disk/root but lies above the scope, so it is not listed...
+  assert.doesNotMatch(t, /never released/);
+  assert.match(t, /none within your scope/);
+  assert.match(await page.locator('#scope-hint').innerText(), /scoped to team-a\/disk[\s\S]*team-a/);
+  await checkA11y('secrets (scoped)');
+  await signOut();
+  // ...while an unscoped admin still sees the warning for a secret that no policy covers.
+  const orphan = await http(`${tb.url}/admin/v0/secrets/team-c/disk/root`, { method: 'PUT', bearer: admin, body: { value: Buffer.from('x').toString('base64') } });
+  assert.equal(orphan.status, 200, orphan.text);
+  try {
+    await signIn(admin);
+    await go('secrets', 'Secrets & volumes');
+    await page.locator('section[aria-labelledby="sec-h"] table').waitFor();
+    assert.match(await page.locator('tr', { hasText: 'team-c/disk/root' }).innerText(), /none: never released/);
+    assert.equal(await page.locator('#scope-hint').count(), 0);
+    await signOut();
+  } finally {
+    await http(`${tb.url}/admin/v0/secrets/team-c/disk/root`, { method: 'DELETE', bearer: admin });
+  }
 });

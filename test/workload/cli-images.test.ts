@@ -150,4 +150,11 @@ test('workload verify: every image of a manifest pinned, pulled, signed by the m
   const tag = await runCli(['workload', 'verify', join(dir, 'wl-tag.yaml'), ...auth()]);
   assert.equal(tag.code, 1);
   assert.match(tag.stderr, /WORKLOAD_NOT_PINNED/);
+  // review: an image from a registry outside the manifest's list is refused before anything is fetched.
+  const token = reg.tokenRequests;
+  writeFileSync(join(dir, 'wl-foreign.yaml'), manifest(`${reg.host}/team/app@${image.manifest.digest}`, join(dir, 'key.pem')).replace(`registries: ["${reg.host}"]`, 'registries: ["registry.example.com"]'));
+  const foreign = await runCli(['workload', 'verify', join(dir, 'wl-foreign.yaml'), ...auth()]);
+  assert.equal(foreign.code, 1);
+  assert.match(foreign.stderr, /WORKLOAD_REGISTRY_NOT_ALLOWED/);
+  assert.equal(reg.tokenRequests, token, 'no credentials were sent');
 });

@@ -22,7 +22,7 @@ const PEM = '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY
 async function scan(bytes: Buffer, mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip') {
   const s = new LayerScanner(0, mediaType);
   // Odd chunk sizes: headers and bodies split across chunks.
-  for (let i = 0; i < bytes.length; i += 333) s.push(bytes.subarray(i, i + 333));
+  for (let i = 0; i < bytes.length; i += 333) await s.push(bytes.subarray(i, i + 333));
   return s.end();
 }
 
@@ -86,4 +86,34 @@ test('layers that cannot be scanned say so instead of passing as clean', async (
   assert.equal(Buffer.byteLength(pax), 27, 'a pax record starts with its own length');
   const withPax = tarOf([{ name: 'PaxHeaders/0', content: pax, type: 'x' }, { name: 'short', content: 'token' }]);
   assert.deepEqual((await scan(gzipSync(withPax))).secrets.map((s) => s.path), ['x/.git-credentials']);
+});
+
+test('review: names are cleaned as the runtime creates them; the last pax path wins; oversized pax records are not buffered', async () => {
+  const tricks = tarOf([
+    { name: 'root/.ssh//id_rsa', content: 'k' },
+    { name: './home/u/./.aws/credentials', content: 'k' },
+    { name: 'x/y/../.git-credentials', content: 'k' },
+  ]);
+  assert.deepEqual((await scan(gzipSync(tricks))).secrets.map((s) => s.path), ['root/.ssh/id_rsa', 'home/u/.aws/credentials', 'x/.git-credentials']);
+  // A hard link gives a harmless file a credential's name; a symlink to a mounted secret is fine.
+  const links = tarOf([{ name: 'tmp/blob', content: '[default]\nkey=x\n' }, { name: 'root/.aws/credentials', content: '', type: '1' }, { name: 'app/.npmrc', content: '', type: '2' }]);
+  assert.deepEqual((await scan(gzipSync(links))).secrets.map((s) => s.path), ['root/.aws/credentials']);
+  // Two path records: Go's archive/tar (and so containerd) takes the last one.
+  const rec = (k: string, v: string) => {
+    const body = ` ${k}=${v}\n`;
+    let n = body.length + 1;
+    while (`${n}${body}`.length !== n) n = `${n}${body}`.length;
+    return `${n}${body}`;
+  };
+  const twoPaths = rec('path', 'innocent') + rec('path', 'app/.npmrc');
+  assert.deepEqual((await scan(gzipSync(tarOf([{ name: 'PaxHeaders/0', content: twoPaths, type: 'x' }, { name: 'short', content: 't' }])))).secrets.map((s) => s.path), ['app/.npmrc']);
+  // A record whose value merely contains "NN path=..." after a newline names nothing.
+  const smuggled = rec('comment', `x\n${rec('path', 'app/.npmrc').trimEnd()}`);
+  assert.deepEqual((await scan(gzipSync(tarOf([{ name: 'PaxHeaders/0', content: smuggled, type: 'x' }, { name: 'plain', content: 't' }])))).secrets.map((s) => s.path), []);
+  // A 64 MiB pax header (compresses to almost nothing): refused as not scanned, not held in memory.
+  const huge = tarOf([{ name: 'PaxHeaders/0', content: Buffer.alloc(64 * 1024 * 1024, 0x41), type: 'x' }]);
+  const before = process.memoryUsage().rss;
+  const r = await scan(gzipSync(huge));
+  assert.equal(r.notScanned, 'not a tar archive');
+  assert.ok(process.memoryUsage().rss - before < 48 * 1024 * 1024, 'the pax body was not buffered');
 });

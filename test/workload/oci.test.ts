@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { MEDIA, OciLayout, RegistryClient, checkImageConfig, parseChallenge, verifyImage, type Descriptor } from '../../src/workload/index.js';
 import { blob, makeImage, makeIndex, startRegistry, writeLayout, type TestImage, type TestRegistry } from './oci-helpers.js';
 
@@ -162,4 +163,125 @@ test('docker-registry with token auth: the bearer challenge is answered with a J
   assert.ok(authReg.tokenRequests > before, 'a token was fetched');
   await assert.rejects(new RegistryClient(authReg.host, 'coffer/private', { plainHttp: true }).pull('v1', { os: 'linux', architecture: 'arm64' }), code('REGISTRY_AUTH'));
   await assert.rejects(new RegistryClient(authReg.host, 'coffer/private', { plainHttp: true, credentials: { ...creds, password: 'wrong' } }).pull('v1'), code('REGISTRY_AUTH'));
+});
+
+test('review: a document that is both an index and a manifest is refused whichever media type its descriptor claims', async () => {
+  const m = JSON.parse(amd64.manifest.bytes.toString()) as Record<string, unknown>;
+  const i = JSON.parse(index.bytes.toString()) as Record<string, unknown>;
+  // No mediaType of its own: which image it is would depend on who reads it.
+  const poly = { schemaVersion: 2, config: m.config, layers: m.layers, manifests: i.manifests };
+  for (const mediaType of [MEDIA.ociManifest, MEDIA.ociIndex]) {
+    const b = blob(Buffer.from(JSON.stringify(poly)), mediaType);
+    const l = await OciLayout.open(layout([amd64, arm64], [{ blob: b }], [b]));
+    await assert.rejects(verifyImage(l, l.root(), { os: 'linux', architecture: 'amd64' }), code('OCI_MEDIA_TYPE_MISMATCH'), mediaType);
+  }
+  // The twin without `manifests` is an ordinary manifest and verifies.
+  const plain = blob(Buffer.from(JSON.stringify({ schemaVersion: 2, config: m.config, layers: m.layers })), MEDIA.ociManifest);
+  const l = await OciLayout.open(layout([amd64], [{ blob: plain }], [plain]));
+  assert.equal((await verifyImage(l, l.root())).manifestDigest, plain.digest);
+});
+
+test('review: a registry handing out an upload Location on another origin does not get the credentials sent there', async () => {
+  // Hostile behaviour the real registry cannot be made to show: a small server in its place.
+  const seen: IncomingHttpHeaders[] = [];
+  const listen = (srv: Server) => new Promise<number>((res) => srv.listen(0, '127.0.0.1', () => res((srv.address() as { port: number }).port)));
+  const other = createServer((q, s) => {
+    seen.push(q.headers);
+    q.resume();
+    q.on('end', () => s.writeHead(201).end());
+  });
+  const otherPort = await listen(other);
+  const hostile = createServer((q, s) => {
+    q.resume();
+    if (!q.headers.authorization) return void s.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end();
+    if (q.method === 'HEAD') return void s.writeHead(404).end();
+    if (q.method === 'POST') return void s.writeHead(202, { location: `http://127.0.0.1:${otherPort}/upload/1` }).end();
+    s.writeHead(500).end();
+  });
+  const port = await listen(hostile);
+  try {
+    const c = new RegistryClient(`127.0.0.1:${port}`, 'x/y', { plainHttp: true, credentials: { username: 'u', password: 'secret-password' } });
+    await c.pushBlob(Buffer.from('blob'));
+    assert.equal(seen.length, 1, 'the upload went to the Location');
+    assert.equal(seen[0]?.authorization, undefined, 'no credentials to another origin');
+  } finally {
+    hostile.closeAllConnections();
+    other.closeAllConnections();
+    hostile.close();
+    other.close();
+  }
+});
+
+test('review: a config whose diff_id is not the hash of its layer content is refused when layers are inflated (scanLayers)', async () => {
+  const honest = makeImage({ files: [[{ name: 'app/run', content: 'mine\n' }]] });
+  const foreignTar = makeImage({ files: [[{ name: 'app/run', content: 'someone else\n' }]] });
+  const cfg = JSON.parse(honest.config.bytes.toString()) as { rootfs: { diff_ids: string[] } };
+  // The diff_id of another image's layer: containerd would reuse that image's snapshot.
+  cfg.rootfs.diff_ids = (JSON.parse(foreignTar.config.bytes.toString()) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+  const config = blob(Buffer.from(JSON.stringify(cfg)), MEDIA.ociConfig);
+  const manifest = blob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: config.mediaType, digest: config.digest, size: config.bytes.length }, layers: honest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length })) })), MEDIA.ociManifest);
+  const l = await OciLayout.open(layout([honest], [{ blob: manifest }], [config, manifest]));
+  await assert.rejects(verifyImage(l, l.root(), undefined, { scanLayers: true }), code('OCI_DIFF_ID_MISMATCH'));
+  // The honest twin passes, gzip and uncompressed alike.
+  const ok = await OciLayout.open(layout([honest], [{ blob: honest.manifest }]));
+  assert.equal((await verifyImage(ok, ok.root(), undefined, { scanLayers: true })).manifestDigest, honest.manifest.digest);
+});
+
+test('review: the timeout bounds each silence of a layer transfer, not the whole transfer; a stalled body is a CofferError', async () => {
+  const data = Buffer.alloc(30 * 1000, 7);
+  const listen = (srv: Server) => new Promise<number>((res) => srv.listen(0, '127.0.0.1', () => res((srv.address() as { port: number }).port)));
+  const timers = new Set<NodeJS.Timeout>();
+  const srv = createServer((q, s) => {
+    s.writeHead(200, { 'content-length': String(data.length) });
+    let i = 0;
+    const stall = q.url?.includes('stall') === true;
+    const tick = () => {
+      if (stall && i === 3) return; // then nothing, forever
+      s.write(data.subarray(i * 1000, (i + 1) * 1000));
+      if (++i === 30) return void s.end();
+      const t = setTimeout(tick, 50);
+      timers.add(t);
+    };
+    tick();
+  });
+  const port = await listen(srv);
+  try {
+    const c = new RegistryClient(`127.0.0.1:${port}`, 'x/y', { plainHttp: true, timeoutMs: 1000 });
+    const desc = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${'0'.repeat(64)}`, size: data.length };
+    const started = Date.now();
+    const got: Buffer[] = [];
+    for await (const ch of c.stream(desc)) got.push(Buffer.from(ch));
+    assert.ok(Date.now() - started > 1000, 'the transfer outlasted the timeout');
+    assert.deepEqual(Buffer.concat(got), data);
+    const stalled = new RegistryClient(`127.0.0.1:${port}`, 'stall', { plainHttp: true, timeoutMs: 1000 });
+    await assert.rejects(
+      (async () => {
+        for await (const ch of stalled.stream(desc)) void ch;
+      })(),
+      code('REGISTRY_UNREACHABLE'),
+    );
+  } finally {
+    timers.forEach(clearTimeout);
+    srv.closeAllConnections();
+    srv.close();
+  }
+});
+
+test('review: a registry answering a digest request with another manifest (and a lying Docker-Content-Digest) is refused', async () => {
+  const listen = (srv: Server) => new Promise<number>((res) => srv.listen(0, '127.0.0.1', () => res((srv.address() as { port: number }).port)));
+  const srv = createServer((q, s) => {
+    q.resume();
+    s.writeHead(200, { 'content-type': MEDIA.ociManifest, 'docker-content-digest': amd64.manifest.digest });
+    s.end(arm64.manifest.bytes);
+  });
+  const port = await listen(srv);
+  try {
+    const c = new RegistryClient(`127.0.0.1:${port}`, 'x/y', { plainHttp: true });
+    await assert.rejects(c.pull(amd64.manifest.digest), code('OCI_DIGEST_MISMATCH'));
+    // By tag nothing pins the content, but the header is still not believed over the bytes.
+    await assert.rejects(c.resolve('v1'), code('OCI_DIGEST_MISMATCH'));
+  } finally {
+    srv.closeAllConnections();
+    srv.close();
+  }
 });

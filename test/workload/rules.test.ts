@@ -172,3 +172,54 @@ test('bad input: errors name the file, line and field', () => {
     });
   }
 });
+
+test('review: runtime socket parents, interpolated bind sources, systempaths=unconfined and ephemeral containers are judged', () => {
+  const svc = (extra: string) =>
+    [
+      'services:',
+      '  api:',
+      `    image: ${IMAGE}`,
+      '    labels: ["coffer.dev/signer=key"]',
+      '    user: "10001"',
+      '    read_only: true',
+      '    cap_drop: [ALL]',
+      '    mem_limit: 128m',
+      '    cpus: 0.25',
+      '    pids_limit: 64',
+      extra,
+      '',
+    ].join('\n');
+  const nnp = '    security_opt: ["no-new-privileges:true"]';
+  assertMarked(svc(`${nnp}\n    volumes:\n      - /var/run:/var/run #!CW031\n      - /run/:/host-run:ro #!CW031\n      - data:/data`), 'socket parents', ['registry.example.com']);
+  assertMarked(svc(`${nnp}\n    volumes:\n      - \${HOME}/.ssh:/root/.ssh:ro #!CW030\n      - $PWD:/src #!CW030\n      - cache_1:/cache`), 'interpolated binds', ['registry.example.com']);
+  assertMarked(svc('    security_opt:\n      - no-new-privileges:true\n      - systempaths=unconfined #!CW024'), 'systempaths', ['registry.example.com']);
+  assertMarked(svc(`${nnp}\n    ports:\n      - 3000 #!CW032\n      - target: 80 #!CW032\n        protocol: tcp`), 'ephemeral host ports', ['registry.example.com']);
+  assertMarked(svc(`${nnp}\n    expose: ["3000"]`), 'expose publishes nothing', ['registry.example.com']);
+  assertMarked(svc(`${nnp}\n    pid: host #!CW012\n    cap_add: [sys_admin, "CAP_NET_ADMIN", net_bind_service] #!CW015 #!CW014`), 'compose caps and pid', ['registry.example.com']);
+  // Coffer manifest: a hostPath of /var/run is the socket.
+  assertMarked(coffer({ top: 'volumes:\n  - {name: run, type: hostPath, path: /var/run/}', container: '    mounts:\n      - volume: run #!CW031\n        path: /host-run' }), 'coffer /var/run');
+
+  const pod = [
+    'apiVersion: v1',
+    'kind: Pod',
+    'metadata: {name: p, annotations: {coffer.dev/signer: key}}',
+    'spec:',
+    '  automountServiceAccountToken: false',
+    '  securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}',
+    '  containers:',
+    '    - name: c',
+    `      image: ${IMAGE}`,
+    '      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}',
+    '      resources: {limits: {cpu: 500m, memory: 256Mi}}',
+    '  ephemeralContainers:',
+    '    - name: debug #!CW050 #!CW051',
+    `      image: ${IMAGE}`,
+    '      securityContext:',
+    '        privileged: true #!CW010',
+    '        allowPrivilegeEscalation: false',
+    '        readOnlyRootFilesystem: true',
+    '        capabilities: {drop: [ALL]}',
+    '',
+  ].join('\n');
+  assertMarked(pod, 'ephemeral', ['registry.example.com']);
+});

@@ -79,3 +79,15 @@ test('the runtime-spec schema refuses unknown fields, another version and bad va
   assert.equal(quantityBytes('1G'), 1e9);
   assert.throws(() => quantityBytes('1 GB'), code('WORKLOAD_BAD_QUANTITY'));
 });
+
+test('review: an image that runs as root is not taken as the user; bad image configs are input errors; no core dumps', () => {
+  const noUser = parseManifest(text.replace('      user: "10001:10001"\n', '')).manifest;
+  for (const User of ['0', '0:0', '00']) assert.throws(() => runtimeConfig(noUser, 'api', { User }), code('WORKLOAD_NO_USER'), User);
+  assert.equal(runtimeConfig(noUser, 'api', { User: '1:1' }).config.process.user.uid, 1);
+  // The manifest may still say root explicitly (and `workload check` flags it: CW021).
+  assert.equal(runtimeConfig(parseManifest(text.replace('user: "10001:10001"', 'user: "0"')).manifest, 'api', { User: '10' }).config.process.user.uid, 0);
+  assert.throws(() => runtimeConfig(m(), 'api', { WorkingDir: 'relative' }), code('WORKLOAD_BAD_IMAGE_CONFIG'));
+  assert.throws(() => runtimeConfig(m(), 'api', { Env: 'PATH=/bin' } as unknown as { Env: string[] }), code('WORKLOAD_BAD_IMAGE_CONFIG'));
+  assert.equal(runtimeConfig(m(), 'api', { WorkingDir: '' }).config.process.cwd, '/');
+  assert.deepEqual(runtimeConfig(m(), 'api').config.process.rlimits.find((r) => r.type === 'RLIMIT_CORE'), { type: 'RLIMIT_CORE', hard: 0, soft: 0 });
+});

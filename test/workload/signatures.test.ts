@@ -158,3 +158,66 @@ test('Sigstore bundle (DSSE in-toto statement naming the manifest digest): verif
   b.dsseEnvelope.payload = Buffer.from(p.toString().replace(image.manifest.digest.slice(7), other.manifest.digest.slice(7))).toString('base64');
   assert.throws(() => verifySigstoreBundle({ bundle: b, trustedRoot, keys, digest: other.manifest.digest }), code('SIGSTORE_NOT_VERIFIED'), 'a payload changed after signing');
 });
+
+test('review: a signature manifest (fetched by tag, unvouched) with a descriptor lacking its size is refused, not read unbounded', async () => {
+  const c = new RegistryClient(reg.host, 'coffer/sigshape', { plainHttp: true });
+  await pushImage(c, image, 'v1');
+  const payload = blob(simpleSigningPayload(`${reg.host}/coffer/sigshape`, image.manifest.digest), COSIGN_SIMPLE_SIGNING);
+  await c.pushBlob(payload.bytes, payload.digest);
+  const sig = sign('sha256', payload.bytes, key.privateKey).toString('base64');
+  const config = blob(Buffer.from('{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}'), MEDIA.ociConfig);
+  await c.pushBlob(config.bytes, config.digest);
+  const put = (layer: Record<string, unknown>) =>
+    c.pushManifest(
+      cosignSignatureTag(image.manifest.digest),
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: config.mediaType, digest: config.digest, size: config.bytes.length }, layers: [{ mediaType: COSIGN_SIMPLE_SIGNING, digest: payload.digest, annotations: { [COSIGN_SIGNATURE_ANNOTATION]: sig }, ...layer }] })),
+      MEDIA.ociManifest,
+    );
+  await put({ size: payload.bytes.length });
+  assert.equal((await verifyCosignImage(c, image.manifest.digest, pem(key.publicKey))).verified, 1);
+  await put({});
+  await assert.rejects(verifyCosignImage(c, image.manifest.digest, pem(key.publicKey)), code('COSIGN_BAD_SIGNATURE_MANIFEST'));
+});
+
+test('review: a keyless bundle cannot be checked with no timestamp required (its certificate chain would go unchecked)', () => {
+  const keyless = (m: unknown) => {
+    const b = m as { verificationMaterial: Record<string, unknown> };
+    b.verificationMaterial = { certificate: { rawBytes: Buffer.from('not checked before the option is refused').toString('base64') }, tlogEntries: [], timestampVerificationData: { rfc3161Timestamps: [] } };
+    return b;
+  };
+  const manifest = image.manifest.bytes;
+  const base = { trustedRoot, artifact: manifest, digest: image.manifest.digest, identity: { issuer: 'https://issuer.example', subject: 'ci@example.com' } };
+  assert.throws(() => verifySigstoreBundle({ ...base, bundle: keyless(messageBundle(manifest, key.privateKey)), timestampThreshold: 0 }), code('SIGSTORE_BAD_OPTIONS'));
+  // With the default threshold it goes to @sigstore/verify, which refuses it for want of a timestamp.
+  assert.throws(() => verifySigstoreBundle({ ...base, bundle: keyless(messageBundle(manifest, key.privateKey)) }), code('SIGSTORE_NOT_VERIFIED'));
+});
+
+test('review: a P-384 key verifies signatures as cosign makes them (SHA-256) and with SHA-384; a wrong key still fails', () => {
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const other384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const digest = image.manifest.digest;
+  const payload = simpleSigningPayload('r/x', digest);
+  const k = parseSignerKey(pem(p384.publicKey));
+  for (const h of ['sha256', 'sha384']) {
+    const sig = sign(h, payload, p384.privateKey).toString('base64');
+    verifyCosignPayload(payload, sig, k, { digest });
+    assert.throws(() => verifyCosignPayload(payload, sig, parseSignerKey(pem(other384.publicKey)), { digest }), code('COSIGN_BAD_SIGNATURE'), h);
+  }
+  // A P-1363 (r||s) signature is not what cosign writes (ASN.1 DER): refused.
+  const p1363 = sign('sha256', payload, { key: p384.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64');
+  assert.throws(() => verifyCosignPayload(payload, p1363, k, { digest }), code('COSIGN_BAD_SIGNATURE'));
+});
+
+test('review: the repository a cosign payload names is compared with Docker Hub spellings folded, and nothing else', () => {
+  const digest = image.manifest.digest;
+  const k = parseSignerKey(pem(key.publicKey));
+  const signed = (repo: string) => {
+    const p = simpleSigningPayload(repo, digest);
+    return [p, sign('sha256', p, key.privateKey).toString('base64')] as const;
+  };
+  const [p1, s1] = signed('index.docker.io/library/busybox');
+  verifyCosignPayload(p1, s1, k, { digest, repository: 'docker.io/library/busybox' });
+  assert.throws(() => verifyCosignPayload(p1, s1, k, { digest, repository: 'docker.io/library/alpine' }), code('COSIGN_WRONG_REPOSITORY'));
+  const [p2, s2] = signed('ghcr.io/library/busybox');
+  assert.throws(() => verifyCosignPayload(p2, s2, k, { digest, repository: 'docker.io/library/busybox' }), code('COSIGN_WRONG_REPOSITORY'));
+});

@@ -74,7 +74,7 @@ function App() {
   let body;
   if (page === 'attestations' && arg) body = <AttestationPage id={arg} />;
   else if (page === 'attestations') body = <AttestationsPage />;
-  else if (page === 'secrets') body = <SecretsPage />;
+  else if (page === 'secrets') body = <SecretsPage scope={session.scope} />;
   else if (page === 'policies') body = <PoliciesPage session={session} selected={arg} />;
   else if (page === 'references') body = <ReferencesPage />;
   else if (page === 'audit') body = <AuditPage />;

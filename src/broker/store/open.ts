@@ -18,6 +18,8 @@ function sqlitePath(spec: string): string {
     // sqlite:relative.db, sqlite:/abs.db, sqlite:///abs.db
     const p = spec.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (p === '') throw inputError('STORE_BAD_URL', 'sqlite: needs a file path, e.g. sqlite:/var/lib/coffer/broker.db');
+    // sqlite://name.db would otherwise be the absolute //name.db (= /name.db), not ./name.db.
+    if (/^\/\/(?!\/)/.test(p)) throw inputError('STORE_BAD_URL', `${spec.slice(0, 200)}: sqlite:// takes no host: give sqlite:relative.db, sqlite:/abs.db or sqlite:///abs.db`);
     return p;
   }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(spec)?.[1];

@@ -224,7 +224,11 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       // Transaction-scoped: released by COMMIT or ROLLBACK, even if this process dies.
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      // Created only when missing: CREATE … IF NOT EXISTS still needs the CREATE privilege, which
+      // a replica running as a role with only SELECT, INSERT, UPDATE, DELETE does not have.
+      if ((await c.query("SELECT to_regclass('schema_migrations') IS NULL AS missing")).rows[0]?.missing === true) {
+        await c.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      }
       const applied = new Set((await c.query('SELECT version FROM schema_migrations')).rows.map((r: Row) => Number(r.version)));
       const known = Math.max(0, ...MIGRATIONS.map((m) => m.version));
       const newest = Math.max(0, ...applied);

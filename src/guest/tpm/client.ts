@@ -148,7 +148,11 @@ export class TpmClient {
     if (!ack) throw inputError('TPM_BAD_RESPONSE', 'the TPM returned no session acknowledgement');
     const rp = createHash(h).update(u32(0)).update(u32(code)).update(resp.params).digest();
     const want = createHmac(h, Buffer.alloc(0)).update(rp).update(ack.nonce).update(nonceCaller).update(Uint8Array.of(ack.attributes)).digest();
-    if (ack.hmac.length !== want.length || !timingSafeEqual(ack.hmac, want)) throw inputError('TPM_BAD_RESPONSE', `${CC_NAMES[code] ?? 'command'}: the response HMAC of the policy session does not verify`);
+    if (ack.hmac.length !== want.length || !timingSafeEqual(ack.hmac, want)) {
+      // The parameters may be the secret (Unseal's outData): not kept for an answer that is refused.
+      resp.params.fill(0);
+      throw inputError('TPM_BAD_RESPONSE', `${CC_NAMES[code] ?? 'command'}: the response HMAC of the policy session does not verify`);
+    }
     s.nonceTpm = ack.nonce;
     return resp;
   }

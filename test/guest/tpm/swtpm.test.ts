@@ -13,7 +13,7 @@ import { akTemplate, buildCommand, encodeSealedBlob, openTpm, parseResponse, par
 import { parsePcrRead, rejectsCoffer, tpm2b, tpm2ToolsPcrFile } from './helpers.js';
 import { requireTools, startSwtpm, type Swtpm } from './swtpm.js';
 
-const TOOLS = ['swtpm', 'swtpm_setup', 'openssl', 'tpm2_pcrread', 'tpm2_pcrextend', 'tpm2_checkquote', 'tpm2_createprimary', 'tpm2_create', 'tpm2_load', 'tpm2_unseal', 'tpm2_createpolicy', 'tpm2_flushcontext', 'tpm2_nvdefine', 'tpm2_nvwrite', 'tpm2_nvread', 'tpm2_createek', 'tpm2_readpublic', 'tpm2_getcap'];
+const TOOLS = ['swtpm', 'swtpm_setup', 'openssl', 'tpm2_pcrread', 'tpm2_pcrextend', 'tpm2_checkquote', 'tpm2_createprimary', 'tpm2_create', 'tpm2_load', 'tpm2_unseal', 'tpm2_createpolicy', 'tpm2_flushcontext', 'tpm2_nvdefine', 'tpm2_nvwrite', 'tpm2_nvread', 'tpm2_createek', 'tpm2_readpublic', 'tpm2_getcap', 'tpm2_startauthsession'];
 
 let sw: Swtpm;
 
@@ -251,6 +251,20 @@ describe('seal and unseal', () => {
     tool(srk);
     tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
     assert.equal(tool(['tpm2_unseal', '-c', 'c.ctx', '-p', 'pcr:sha256:7,16']).stdout, 'made by coffer');
+    // userWithAuth is clear: the (empty) auth value opens nothing, with a password or an HMAC session.
+    tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
+    const pw = tool(['tpm2_unseal', '-c', 'c.ctx', '-p', ''], { allowFail: true });
+    assert.notEqual(pw.status, 0, 'empty password');
+    assert.match(pw.stderr, /0x12f.*authValue or authPolicy is not available/i);
+    tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
+    tool(['tpm2_startauthsession', '-S', 'hmac.ctx', '--hmac-session']);
+    const hmac = tool(['tpm2_unseal', '-c', 'c.ctx', '-p', 'session:hmac.ctx'], { allowFail: true });
+    assert.notEqual(hmac.status, 0, 'HMAC session');
+    assert.match(hmac.stderr, /0x12f.*authValue or authPolicy is not available/i);
+    // A policy session over other PCRs than the sealed ones does not open it either.
+    tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
+    assert.notEqual(tool(['tpm2_unseal', '-c', 'c.ctx', '-p', 'pcr:sha256:7'], { allowFail: true }).status, 0, 'a policy over PCR 7 alone');
+    tool(['tpm2_load', '-C', 'srk.ctx', '-u', 'c.pub', '-r', 'c.priv', '-c', 'c.ctx']);
 
     // The other way: tpm2_create seals under a PCR policy; Coffer wraps its pub/priv in a blob and unseals.
     tool(['tpm2_createpolicy', '--policy-pcr', '-l', 'sha256:7,16', '-L', 't.pol']);

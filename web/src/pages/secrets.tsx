@@ -1,7 +1,12 @@
 import { api, fmtTime, type SecretRow, type VolumeRow } from '../api.js';
 import { ErrorNote, Loading, Page, useLoad } from './common.js';
 
-export function SecretsPage() {
+/**
+ * `scope`: the signed-in token's scope. Its policy list stops at the scope (as the admin API's
+ * does), so policies on prefixes above it apply but are not listed: never say "never released".
+ */
+export function SecretsPage({ scope }: { scope?: string | undefined }) {
+  const above = scope !== undefined && scope.includes('/') ? scope.slice(0, scope.lastIndexOf('/')) : undefined;
   const { data, error } = useLoad(() => api<{ secrets: SecretRow[]; volumes: VolumeRow[] }>('GET', 'secrets'), []);
   return (
     <Page title="Secrets & volumes" intro="Metadata only: values and keys never leave the broker. A release needs every policy along the path to pass, and the built-in baseline.">
@@ -12,6 +17,11 @@ export function SecretsPage() {
         <>
           <section aria-labelledby="sec-h">
             <h2 id="sec-h">Secrets</h2>
+            {above ? (
+              <p class="hint" id="scope-hint">
+                Your token is scoped to <code>{scope}</code>: policies on prefixes above it (such as <code>{above}</code>) also apply to these secrets but are not shown.
+              </p>
+            ) : null}
             {data.secrets.length === 0 ? (
               <p>No secrets.</p>
             ) : (
@@ -38,7 +48,7 @@ export function SecretsPage() {
                       </td>
                       <td>
                         {s.policies.length === 0 ? (
-                          <span class="warn">none: never released</span>
+                          above ? <span>none within your scope</span> : <span class="warn">none: never released</span>
                         ) : (
                           <ul class="plain">
                             {s.policies.map((p) => (

@@ -689,8 +689,21 @@ export class PostgresStore implements Store {
   }
 }
 
+/**
+ * Key of the advisory lock audit inserts take: held from the insert to the commit, so a record's
+ * seq is drawn only after every earlier record is visible. Without it two transactions commit in
+ * any order and a reader paging with `after` skips the one that commits second with the lower seq.
+ */
+const AUDIT_LOCK = '73950004879731';
+
 async function insertAudit(c: Queryable, r: AuditInput): Promise<void> {
-  await c.query('INSERT INTO audit (at, actor, action, resource, evidence_digest, verdict, rule, problem, detail, remote) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [
+  // In the statement itself so that appendAudit (no transaction of its own) is covered too: the
+  // CTE runs before the row's identity value is drawn. The audit insert is the last statement of
+  // every transaction that writes one, so the lock is held for its commit only and never waits on another.
+  await c.query(
+    `WITH lock AS (SELECT pg_advisory_xact_lock(${AUDIT_LOCK}))
+     INSERT INTO audit (at, actor, action, resource, evidence_digest, verdict, rule, problem, detail, remote)
+     SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text FROM lock`, [
     r.at,
     r.actor,
     r.action,

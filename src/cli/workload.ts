@@ -10,6 +10,7 @@ import {
   checkModel,
   loadWorkload,
   parseImageReference,
+  registryKey,
   runtimeConfig,
   severityAtLeast,
   toSarif,
@@ -290,6 +291,9 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
       const loaded = loadWorkload(readInput(file, 'workload manifest').toString('utf8'), file, 'coffer');
       if (!loaded.manifest) throw inputError('WORKLOAD_INVALID', `${file}: not a Coffer workload manifest`);
       const reg = registryOptions(f);
+      // One set of credentials is for one registry: never hand it to every host a manifest names.
+      const hosts = new Set(loaded.manifest.manifest.containers.map((c) => registryKey(parseImageReference(c.image).registry)));
+      if (reg.credentials && hosts.size > 1) throw inputError('USAGE', `--username/--password-file name one registry's credentials, but the manifest pulls from ${[...hosts].join(', ')}`);
       const platform = platformArg(f.platform);
       const results = await verifyManifestImages(loaded.manifest.manifest, { registry: () => reg, ...(platform ? { platform } : {}) });
       const findings = results.flatMap((r) => r.findings);

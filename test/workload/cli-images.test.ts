@@ -157,4 +157,13 @@ test('workload verify: every image of a manifest pinned, pulled, signed by the m
   assert.equal(foreign.code, 1);
   assert.match(foreign.stderr, /WORKLOAD_REGISTRY_NOT_ALLOWED/);
   assert.equal(reg.tokenRequests, token, 'no credentials were sent');
+  // One registry's credentials are not sent to every registry the manifest names.
+  const two = manifest(`${reg.host}/team/app@${image.manifest.digest}`, join(dir, 'key.pem'))
+    .replace(`registries: ["${reg.host}"]`, `registries: ["${reg.host}", "registry.example.com"]`)
+    .concat(`  - name: other\n    image: registry.example.com/x/y@${image.manifest.digest}\n    signer: {publicKey: ${JSON.stringify(readFileSync(join(dir, 'key.pem'), 'utf8'))}}\n`);
+  writeFileSync(join(dir, 'wl-two.yaml'), two);
+  const shared = await runCli(['workload', 'verify', join(dir, 'wl-two.yaml'), ...auth()]);
+  assert.equal(shared.code, 2, shared.stderr);
+  assert.match(shared.stderr, /USAGE: .*credentials/);
+  assert.equal(reg.tokenRequests, token, 'still no credentials were sent');
 });

@@ -73,7 +73,7 @@ describe('Authenticode image hash', () => {
     assert.equal(pe.certTable?.offset, sdboot.length + (8 - (sdboot.length % 8)));
   });
 
-  test('shim and grub from Debian (apt-get download): hashes, signatures listed and checked', () => {
+  test('shim and grub from Debian (apt-get download): hashes (equal to the digest sbsign signs), signatures listed and checked', () => {
     const deb = tempDir('debs');
     // Unpinned, so that a Debian point release does not break CI: the pinned reference
     // values are asserted for the versions they were taken from, the signed hash always.
@@ -102,6 +102,11 @@ describe('Authenticode image hash', () => {
     if (versions['grub-efi-amd64-signed'] === GRUB_VERSION) assert.equal(authenticodeHash(grub).toString('hex'), REFERENCE.grub);
     else console.log(`grub-efi-amd64-signed is now ${versions['grub-efi-amd64-signed']}, not ${GRUB_VERSION}: compared with the signed hash only`);
     const shimHash = authenticodeHash(shim).toString('hex');
+    // sbsign adds its own signature to the signed shim: the digest it signs is the one Coffer computes.
+    const resigned = join(deb, 'shim.resigned.efi');
+    tool('sbsign', ['--key', join(dir, 'db.key'), '--cert', join(dir, 'db.crt'), '--output', resigned, join(deb, 'x/usr/lib/shim/shimx64.efi.signed')]);
+    const sbsigned = readAuthenticode(readFileSync(resigned));
+    assert.equal(sbsigned.at(-1)?.imageHash.toString('hex'), shimHash, 'the digest sbsign signed for the signed shim');
 
     const [shimSig] = checkSignatures(shim);
     assert.deepEqual([shimSig?.ok, shimSig?.signer, shimSig?.issuer, shimSig?.imageHash], [true, 'Microsoft Windows UEFI Driver Publisher', 'Microsoft Corporation UEFI CA 2011', shimHash]);

@@ -217,11 +217,12 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
       .option('--bundle-key <hint=pem>', 'public key for a public-key bundle, by hint (repeatable)', collect)
       .option('--artifact <file>', 'the signed manifest, for a message-signature bundle')
       .option('--identity <issuer=subject>', 'expected keyless identity, for a certificate bundle')
+      .option('--predicate-type <uri>', 'for a DSSE (in-toto) bundle: the predicate type that counts as approval')
       .option('--plain-http', 'reach a loopback registry over http')
       .option('--username <name>', 'registry user (with --password-file)')
       .option('--password-file <file>', 'file holding the registry password or token'),
   ).action(
-    action(ctx, async (ref: string, f: RegistryFlags & { key?: string; bundle?: string; trustedRoot?: string; bundleKey?: string[]; artifact?: string; identity?: string; json?: boolean }) => {
+    action(ctx, async (ref: string, f: RegistryFlags & { key?: string; bundle?: string; trustedRoot?: string; bundleKey?: string[]; artifact?: string; identity?: string; predicateType?: string; json?: boolean }) => {
       const r = parseImageReference(ref);
       if (!r.digest) throw inputError('USAGE', `${ref} is not pinned by digest: a signature is checked for one exact manifest`);
       if ((f.key === undefined) === (f.bundle === undefined)) throw inputError('USAGE', 'give --key (cosign) or --bundle (Sigstore)');
@@ -245,7 +246,7 @@ export function registerWorkload(program: Command, ctx: CliContext): void {
           if (i <= 0) throw inputError('USAGE', '--identity must be issuer=subject');
           identity = { issuer: f.identity.slice(0, i), subject: f.identity.slice(i + 1) };
         }
-        const res = verifySigstoreBundle({ bundle: jsonFile(f.bundle as string, 'bundle'), trustedRoot: jsonFile(f.trustedRoot, 'trusted root'), digest: r.digest, keys, ...(f.artifact ? { artifact: readInput(f.artifact, 'artifact') } : {}), ...(identity ? { identity } : {}) });
+        const res = verifySigstoreBundle({ bundle: jsonFile(f.bundle as string, 'bundle'), trustedRoot: jsonFile(f.trustedRoot, 'trusted root'), digest: r.digest, keys, ...(f.artifact ? { artifact: readInput(f.artifact, 'artifact') } : {}), ...(identity ? { identity } : {}), ...(f.predicateType ? { predicateType: f.predicateType } : {}) });
         how = `Sigstore bundle (${res.signer})`;
       }
       ctx.io.out(f.json ? toJson({ ok: true, ref, digest: r.digest, verifiedBy: how }) : `VERIFIED  ${ref}: ${how}`);

@@ -169,6 +169,11 @@ export interface SigstoreCheck {
   keys?: Record<string, string | Buffer>;
   /** For certificate (keyless) bundles: the identity the certificate must carry. */
   identity?: { issuer: string; subject: string };
+  /**
+   * For a DSSE bundle (an in-toto attestation): the predicate type that means "approved to run".
+   * Required there: an SBOM or a scan result signed by the same key names the same image digest.
+   */
+  predicateType?: string;
   /** Transparency log entries required (default: 1 for keyless, 0 for a supplied key). */
   tlogThreshold?: number;
   timestampThreshold?: number;
@@ -227,12 +232,14 @@ export function verifySigstoreBundle(c: SigstoreCheck): { signer: 'public-key' |
   } else if (isBundleWithDsseEnvelope(bundle)) {
     const env = bundle.content.dsseEnvelope;
     if (env.payloadType !== 'application/vnd.in-toto+json') throw verifyError('SIGSTORE_WRONG_DIGEST', `DSSE payload type ${env.payloadType} is not an in-toto statement`);
-    let st: { subject?: { digest?: Record<string, string> }[] };
+    if (!c.predicateType) throw inputError('SIGSTORE_NO_PREDICATE_TYPE', 'a DSSE bundle is an attestation: give the predicate type that approves the image (an SBOM or scan result signed by the same key names the same digest)');
+    let st: { subject?: { digest?: Record<string, string> }[]; predicateType?: unknown };
     try {
       st = JSON.parse(Buffer.from(env.payload).toString('utf8')) as typeof st;
     } catch {
       throw verifyError('SIGSTORE_WRONG_DIGEST', 'the DSSE payload is not JSON');
     }
+    if (st.predicateType !== c.predicateType) throw verifyError('SIGSTORE_WRONG_PREDICATE', `the signed statement's predicate type is ${JSON.stringify(st.predicateType)}, not ${c.predicateType}`);
     const hit = (st.subject ?? []).some((s) => typeof s.digest?.[alg] === 'string' && sameText(s.digest[alg] as string, hex));
     if (!hit) throw verifyError('SIGSTORE_WRONG_DIGEST', `no subject of the signed statement has ${c.digest}`);
   }

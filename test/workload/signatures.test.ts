@@ -148,15 +148,19 @@ test('Sigstore bundle (message signature over the manifest): verifies offline; w
   assert.throws(() => verifySigstoreBundle({ bundle: { nonsense: true }, trustedRoot, keys, digest: image.manifest.digest }), code('SIGSTORE_BAD_BUNDLE'));
 });
 
-test('Sigstore bundle (DSSE in-toto statement naming the manifest digest): verifies; wrong key or digest fail', () => {
+test('Sigstore bundle (DSSE in-toto statement naming the manifest digest): verifies for the expected predicate type; wrong key, digest or predicate type fail', () => {
   const keys = { 'release-key': pem(key.publicKey) };
-  verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, key.privateKey), trustedRoot, keys, digest: image.manifest.digest });
-  assert.throws(() => verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, wrong.privateKey), trustedRoot, keys, digest: image.manifest.digest }), code('SIGSTORE_NOT_VERIFIED'));
-  assert.throws(() => verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, key.privateKey), trustedRoot, keys, digest: other.manifest.digest }), code('SIGSTORE_WRONG_DIGEST'));
+  const RELEASE = 'https://coffer.dev/release/v1';
+  // an attestation by the same key about the same image is not an approval unless it has the expected predicate type
+  assert.throws(() => verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, key.privateKey), trustedRoot, keys, digest: image.manifest.digest }), code('SIGSTORE_NO_PREDICATE_TYPE'));
+  assert.throws(() => verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, key.privateKey), trustedRoot, keys, digest: image.manifest.digest, predicateType: 'https://spdx.dev/Document' }), code('SIGSTORE_WRONG_PREDICATE'));
+  verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, key.privateKey), trustedRoot, keys, digest: image.manifest.digest, predicateType: RELEASE });
+  assert.throws(() => verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, wrong.privateKey), trustedRoot, keys, digest: image.manifest.digest, predicateType: RELEASE }), code('SIGSTORE_NOT_VERIFIED'));
+  assert.throws(() => verifySigstoreBundle({ bundle: dsseBundle(image.manifest.digest, key.privateKey), trustedRoot, keys, digest: other.manifest.digest, predicateType: RELEASE }), code('SIGSTORE_WRONG_DIGEST'));
   const b = dsseBundle(image.manifest.digest, key.privateKey) as { dsseEnvelope: { payload: string } };
   const p = Buffer.from(b.dsseEnvelope.payload, 'base64');
   b.dsseEnvelope.payload = Buffer.from(p.toString().replace(image.manifest.digest.slice(7), other.manifest.digest.slice(7))).toString('base64');
-  assert.throws(() => verifySigstoreBundle({ bundle: b, trustedRoot, keys, digest: other.manifest.digest }), code('SIGSTORE_NOT_VERIFIED'), 'a payload changed after signing');
+  assert.throws(() => verifySigstoreBundle({ bundle: b, trustedRoot, keys, digest: other.manifest.digest, predicateType: RELEASE }), code('SIGSTORE_NOT_VERIFIED'), 'a payload changed after signing');
 });
 
 test('review: a signature manifest (fetched by tag, unvouched) with a descriptor lacking its size is refused, not read unbounded', async () => {

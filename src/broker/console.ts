@@ -9,7 +9,7 @@ import type { Claims } from '../evidence/claims-model.js';
 import { CofferError } from '../errors.js';
 import type { AdminActor, Broker, RequestMeta } from './broker.js';
 import { covers } from './paths.js';
-import { problem, problemBody } from './problem.js';
+import { parseRequest, parseTimeParam, problem, problemBody } from './problem.js';
 import type { AttestationQuery, AuditQuery, AuditRecord, Role, VolumeMeta } from './store/types.js';
 
 /**
@@ -84,21 +84,7 @@ function sameString(a: string, b: string): boolean {
   return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw problem('bad-request', 'BAD_REQUEST', `${what}: ${i ? `${i.path.map(String).join('.') || '(top level)'}: ${i.message}` : 'invalid'}`);
-  }
-  return r.data;
-}
 
-function time(s: string | undefined, what: string): number | undefined {
-  if (s === undefined || s === '') return undefined;
-  const t = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(t)) throw problem('bad-request', 'BAD_TIME', `${what} must be an ISO 8601 time or milliseconds since the epoch`);
-  return t;
-}
 
 const loginBody = z.strictObject({ token: z.string().min(1).max(200) });
 const policyBody = z.strictObject({ policy: z.string().min(1).max(100_000) });
@@ -124,8 +110,8 @@ const overviewParams = z.strictObject({ hours: z.string().regex(/^\d{1,3}$/).opt
 
 function auditQuery(q: z.infer<typeof auditParams>): AuditQuery {
   const out: AuditQuery = {};
-  const since = time(q.since, 'since');
-  const until = time(q.until, 'until');
+  const since = parseTimeParam(q.since, 'since');
+  const until = parseTimeParam(q.until, 'until');
   if (since !== undefined) out.since = since;
   if (until !== undefined) out.until = until;
   if (q.action) out.action = q.action;
@@ -247,7 +233,7 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
     // ----- session
     c.post('/console/api/login', async (req, reply) => {
       await checkChange(req, 'console.login', undefined);
-      const b = parse(loginBody, req.body, 'sign-in');
+      const b = parseRequest(loginBody, req.body, 'sign-in');
       const actor = await broker.authorize(`Bearer ${b.token}`, 'console.login', CONSOLE_ROLES, undefined, meta(req));
       const cookie = randomBytes(32).toString('base64url');
       const now = broker.now();
@@ -276,17 +262,17 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
 
     // ----- what the broker knows
     c.get('/console/api/overview', async (req) => {
-      const q = parse(overviewParams, req.query, 'overview query');
+      const q = parseRequest(overviewParams, req.query, 'overview query');
       const hours = Math.min(Math.max(Number(q.hours ?? 24), 1), 168);
       const w = await who(req, 'console.overview');
       return broker.adminAudited(w, 'console.overview', w.token.scope, meta(req), async () => overview(broker, w, hours));
     });
 
     c.get('/console/api/attestations', async (req) => {
-      const p = parse(attestationParams, req.query, 'attestation query');
+      const p = parseRequest(attestationParams, req.query, 'attestation query');
       const q: AttestationQuery = {};
-      const since = time(p.since, 'since');
-      const until = time(p.until, 'until');
+      const since = parseTimeParam(p.since, 'since');
+      const until = parseTimeParam(p.until, 'until');
       if (since !== undefined) q.since = since;
       if (until !== undefined) q.until = until;
       if (p.verdict) q.verdict = p.verdict;
@@ -332,20 +318,20 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
       return { policies, attestationPolicy: { id: ap.id, version: ap.version, ...(ap.description ? { description: ap.description } : {}) }, canEdit: WRITERS.includes(w.token.role) };
     });
     c.get('/console/api/policy', async (req) => {
-      const { prefix } = parse(prefixQuery, req.query, 'policy query');
+      const { prefix } = parseRequest(prefixQuery, req.query, 'policy query');
       const w = await who(req, 'admin.policy.get', CONSOLE_ROLES, prefix);
       return broker.getPolicy(w, prefix, meta(req));
     });
     c.put('/console/api/policy', async (req) => {
-      const { prefix } = parse(prefixQuery, req.query, 'policy query');
+      const { prefix } = parseRequest(prefixQuery, req.query, 'policy query');
       const w = await who(req, 'admin.policy.set', WRITERS, prefix, true);
-      const b = await broker.validated(w, 'admin.policy.set', prefix, meta(req), () => parse(policyBody, req.body, 'policy'));
+      const b = await broker.validated(w, 'admin.policy.set', prefix, meta(req), () => parseRequest(policyBody, req.body, 'policy'));
       const rec = await broker.setPolicy(w, prefix, b.policy, meta(req));
       return { prefix: rec.prefix, policyId: rec.policyId, policyVersion: rec.policyVersion, sha256: rec.sha256, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, warnings: rec.warnings };
     });
     c.post('/console/api/policy-test', async (req) => {
       const w = await who(req, 'console.policy.test', CONSOLE_ROLES, undefined, true);
-      const b = await broker.validated(w, 'console.policy.test', w.token.scope, meta(req), () => parse(testBody, req.body, 'policy test'));
+      const b = await broker.validated(w, 'console.policy.test', w.token.scope, meta(req), () => parseRequest(testBody, req.body, 'policy test'));
       return broker.adminAudited(w, 'console.policy.test', w.token.scope, meta(req), async (note) => {
         let draft: Policy;
         try {
@@ -377,13 +363,13 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
     });
 
     c.get('/console/api/audit', async (req) => {
-      const q = parse(auditParams, req.query, 'audit query');
+      const q = parseRequest(auditParams, req.query, 'audit query');
       const w = await who(req, 'admin.audit.query');
       const query = await broker.validated(w, 'admin.audit.query', w.token.scope, meta(req), () => auditQuery(q));
       return { records: await broker.queryAudit(w, query, meta(req)) };
     });
     c.get('/console/api/audit.csv', async (req, reply) => {
-      const q = parse(auditParams, req.query, 'audit query');
+      const q = parseRequest(auditParams, req.query, 'audit query');
       const w = await who(req, 'admin.audit.query');
       const query = await broker.validated(w, 'admin.audit.query', w.token.scope, meta(req), () => ({ ...auditQuery(q), limit: auditQuery(q).limit ?? 1000 }));
       const records = await broker.queryAudit(w, query, meta(req));

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { CofferError } from '../errors.js';
 
 /**
@@ -84,4 +85,22 @@ export function problemBody(problem: ProblemName, code: string, detail: string, 
 
 export function problem(name: ProblemName, code: string, message: string, opts: { rule?: string; cause?: unknown } = {}): ProblemError {
   return new ProblemError(name, code, message, opts);
+}
+
+/** A request body or query checked against its schema: a `bad-request` problem naming the first issue. */
+export function parseRequest<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw problem('bad-request', 'BAD_REQUEST', `${what}: ${i ? `${i.path.map(String).join('.') || '(top level)'}: ${i.message}` : 'invalid'}`);
+  }
+  return r.data;
+}
+
+/** A time query parameter: ISO 8601 or milliseconds since the epoch; absent or empty is no bound. */
+export function parseTimeParam(s: string | undefined, what: string): number | undefined {
+  if (s === undefined || s === '') return undefined;
+  const t = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(t)) throw problem('bad-request', 'BAD_TIME', `${what} must be an ISO 8601 time or milliseconds since the epoch`);
+  return t;
 }

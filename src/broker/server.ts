@@ -12,7 +12,7 @@ import { installMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { requireClientCertificate } from './tls.js';
 import { provisionSchema } from './volumes.js';
-import { ProblemError, problem, problemBody, type ProblemBody } from './problem.js';
+import { ProblemError, parseRequest, parseTimeParam, problemBody, type ProblemBody } from './problem.js';
 import type { AuditQuery, Role } from './store/types.js';
 import { ROLES } from './store/types.js';
 
@@ -81,21 +81,7 @@ const auditParams = z.strictObject({
   after: z.string().regex(/^\d{1,15}$/).optional(),
 });
 
-function body<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw problem('bad-request', 'BAD_REQUEST', `${what}: ${i ? `${i.path.map(String).join('.') || '(top level)'}: ${i.message}` : 'invalid'}`);
-  }
-  return r.data;
-}
 
-function time(s: string | undefined, what: string): number | undefined {
-  if (s === undefined) return undefined;
-  const t = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(t)) throw problem('bad-request', 'BAD_TIME', `${what} must be an ISO 8601 time or milliseconds since the epoch`);
-  return t;
-}
 
 /** A path segment's limit (paths.ts): longer ones are refused by the router as 414. */
 export const MAX_PARAM_LENGTH = 128;
@@ -240,7 +226,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.put<ResParams>('/admin/v0/secrets/:repository/:type/:tag', async (req) => {
     const path = pathOf(req.params);
     const who = await auth(req, 'admin.secret.put', WRITERS, path);
-    const b = await broker.validated(who, 'admin.secret.put', path, meta(req), () => body(secretBody, req.body, 'secret'));
+    const b = await broker.validated(who, 'admin.secret.put', path, meta(req), () => parseRequest(secretBody, req.body, 'secret'));
     return broker.putSecret(who, path, Buffer.from(b.value, 'base64'), meta(req));
   });
   app.get<ResParams>('/admin/v0/secrets/:repository/:type/:tag', async (req) => {
@@ -263,7 +249,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.put<Wild>('/admin/v0/policies/*', async (req) => {
     const prefix = req.params['*'];
     const who = await auth(req, 'admin.policy.set', WRITERS, prefix);
-    const b = await broker.validated(who, 'admin.policy.set', prefix, meta(req), () => body(policyBody, req.body, 'policy'));
+    const b = await broker.validated(who, 'admin.policy.set', prefix, meta(req), () => parseRequest(policyBody, req.body, 'policy'));
     const rec = await broker.setPolicy(who, prefix, b.policy, meta(req));
     return { prefix: rec.prefix, policyId: rec.policyId, policyVersion: rec.policyVersion, sha256: rec.sha256, updatedAt: rec.updatedAt, updatedBy: rec.updatedBy, warnings: rec.warnings };
   });
@@ -282,10 +268,10 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.get('/admin/v0/audit', async (req) => {
     const who = await auth(req, 'admin.audit.query', READERS_AUDIT);
     const query = await broker.validated(who, 'admin.audit.query', who.token.scope, meta(req), () => {
-      const q = body(auditParams, req.query, 'audit query');
+      const q = parseRequest(auditParams, req.query, 'audit query');
       const out: AuditQuery = {};
-      const since = time(q.since, 'since');
-      const until = time(q.until, 'until');
+      const since = parseTimeParam(q.since, 'since');
+      const until = parseTimeParam(q.until, 'until');
       if (since !== undefined) out.since = since;
       if (until !== undefined) out.until = until;
       if (q.action) out.action = q.action;
@@ -300,7 +286,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.post('/admin/v0/tokens', async (req, reply) => {
     const who = await auth(req, 'admin.token.create', ADMIN_ONLY);
-    const b = await broker.validated(who, 'admin.token.create', who.token.scope, meta(req), () => body(tokenBody, req.body, 'token'));
+    const b = await broker.validated(who, 'admin.token.create', who.token.scope, meta(req), () => parseRequest(tokenBody, req.body, 'token'));
     const t = await broker.createAdminToken(who, b.role, { ...(b.scope ? { scope: b.scope } : {}), ...(b.label ? { label: b.label } : {}) }, meta(req));
     void reply.code(201).header('cache-control', 'no-store');
     return { id: t.record.id, role: t.record.role, scope: t.record.scope, token: t.token };
@@ -320,7 +306,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     const raw = req.body as { id?: unknown } | undefined;
     const id = typeof raw?.id === 'string' ? raw.id.slice(0, 64) : undefined;
     const who = await auth(req, 'admin.volume.provision', WRITERS, id !== undefined ? `volumes/${id}` : 'volumes');
-    const b = await broker.validated(who, 'admin.volume.provision', id !== undefined ? `volumes/${id}` : 'volumes', meta(req), () => body(provisionSchema, req.body, 'volume'));
+    const b = await broker.validated(who, 'admin.volume.provision', id !== undefined ? `volumes/${id}` : 'volumes', meta(req), () => parseRequest(provisionSchema, req.body, 'volume'));
     const r = await broker.volumes.provision(who, b, meta(req));
     void reply.code(r.created ? 201 : 200);
     return r.volume;
@@ -346,7 +332,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   type TrustParams = { Params: { purpose: string; name: string } };
   app.put<TrustParams>('/admin/v0/trusted-keys/:purpose/:name', async (req) => {
     const who = await auth(req, 'admin.trust.put', ADMIN_ONLY);
-    const b = await broker.validated(who, 'admin.trust.put', `trust/${req.params.purpose}/${req.params.name}`, meta(req), () => body(trustBody, req.body, 'trusted key'));
+    const b = await broker.validated(who, 'admin.trust.put', `trust/${req.params.purpose}/${req.params.name}`, meta(req), () => parseRequest(trustBody, req.body, 'trusted key'));
     return broker.trust.putTrustedKey(who, req.params.purpose, req.params.name, b.key, meta(req));
   });
   app.delete<TrustParams>('/admin/v0/trusted-keys/:purpose/:name', async (req, reply) => {
@@ -361,7 +347,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
   app.put<{ Params: { name: string } }>('/admin/v0/reference-values/:name', async (req) => {
     const who = await auth(req, 'admin.refvalues.put', WRITERS);
-    const b = await broker.validated(who, 'admin.refvalues.put', `reference-values/${req.params.name}`, meta(req), () => body(refValuesBody, req.body, 'reference values'));
+    const b = await broker.validated(who, 'admin.refvalues.put', `reference-values/${req.params.name}`, meta(req), () => parseRequest(refValuesBody, req.body, 'reference values'));
     return broker.trust.putReferenceValues(who, req.params.name, b.jws, meta(req));
   });
   app.get<{ Params: { name: string } }>('/admin/v0/reference-values/:name', async (req) => {

@@ -15,9 +15,23 @@ export interface Io {
   err(text: string): void;
 }
 
+// Control characters (C0 but tab and newline, DEL, C1) and bidirectional overrides, which a
+// certificate subject, a variable name or a file in evidence can carry to rewrite the terminal.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text as a terminal should show it: every character in UNPRINTABLE written as a visible `\uXXXX`.
+ * The same escape is valid inside a JSON string and means the same character there, so `--json`
+ * output stays valid and unchanged in meaning (JSON.stringify leaves C1 and bidi characters raw).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`);
+}
+
 export const processIo: Io = {
-  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  out: (t) => process.stdout.write(printable(t.endsWith('\n') ? t : `${t}\n`)),
+  err: (t) => process.stderr.write(printable(t.endsWith('\n') ? t : `${t}\n`)),
 };
 
 /** JSON with bigint as decimal strings and buffers as lowercase hex. */

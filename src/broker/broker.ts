@@ -17,7 +17,7 @@ import { tpmVerifier } from './tee/tpm.js';
 import { tdxVerifier } from './tee/tdx.js';
 import type { TrustAnchor } from '../pki/chain.js';
 import { TrustAndReferences } from './refvalues.js';
-import { Volumes, isVolumePath, volumeForRelease } from './volumes.js';
+import { VOLUME_HEADER, Volumes, isVolumePath, markVolumeInitialized, volumeForRelease } from './volumes.js';
 import type { TeeVerifier } from './tee/types.js';
 import { checkToken, createToken, tokenId, type NewToken } from './tokens.js';
 
@@ -319,15 +319,20 @@ export class Broker {
   }
 
   private async auditDenial(base: Omit<AuditInput, 'at' | 'verdict'>, extra: Partial<AuditInput>, e: unknown): Promise<void> {
+    await this.store.appendAudit(this.denialRecord(base, extra, e));
+  }
+
+  private denialRecord(base: Omit<AuditInput, 'at' | 'verdict'>, extra: Partial<AuditInput>, e: unknown): AuditInput {
     const p = e instanceof ProblemError ? e : undefined;
-    await this.audit({
+    return {
+      at: this.now(),
       ...base,
       ...extra,
       verdict: 'deny',
       problem: p?.problem ?? 'internal',
       ...(p?.rule ?? extra.rule ? { rule: p?.rule ?? extra.rule } : {}),
       detail: e instanceof CofferError ? `${e.code}: ${e.message}`.slice(0, 500) : 'internal error',
-    });
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -336,7 +341,7 @@ export class Broker {
   async auth(body: unknown, meta: RequestMeta = {}): Promise<AuthResult> {
     const cookie = randomBytes(32).toString('base64url');
     const sessionId = sha256hex(cookie);
-    return this.audited({ actor: `session:${sessionId.slice(0, 16)}`, action: 'kbs.auth', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note) => {
+    return this.audited({ actor: `session:${sessionId.slice(0, 16)}`, action: 'kbs.auth', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
       const r = authSchema.safeParse(body);
       if (!r.success) throw problem('bad-request', 'KBS_BAD_REQUEST', `auth request: ${zodDetail(r.error)}`);
       const req = r.data;
@@ -347,8 +352,9 @@ export class Broker {
       await this.maybePurge(now);
       const nonce = randomBytes(32).toString('base64');
       const s: SessionRecord = { id: sessionId, tee: req.tee, version: req.version, nonce, hashAlg, state: 'pending', createdAt: now, nonceExpiresAt: now + this.nonceTtlMs, expiresAt: now + this.nonceTtlMs };
-      await this.store.createSession(s);
       note({ detail: `tee ${req.tee}, runtime-data hash ${hashAlg}` });
+      // The allow record in the session's transaction: one commit for both.
+      await this.store.createSession(s, allow());
       const params = { 'runtime-data-hash-algorithm': hashAlg };
       const extraParams = typeof req['extra-params'] === 'object' ? params : JSON.stringify(params);
       return { cookie, sessionId, nonce, hashAlg, extraParams, maxAgeSeconds: Math.ceil((this.nonceTtlMs + this.tokenTtlMs) / 1000) };
@@ -367,7 +373,15 @@ export class Broker {
     const sessionId = cookie ? sha256hex(cookie) : undefined;
     const actor = sessionId ? `session:${sessionId.slice(0, 16)}` : 'anonymous';
     const seen: AttestationSeen = {};
-    return this.audited({ actor, action: 'kbs.attest', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
+    const base: Omit<AuditInput, 'at' | 'verdict'> = { actor, action: 'kbs.attest', ...(meta.remote ? { remote: meta.remote } : {}) };
+    const extra: Partial<AuditInput> = {};
+    const note: Note = (x) => Object.assign(extra, x);
+    // Set once the attempt reaches the nonce: from there on, whatever the outcome, the nonce is
+    // consumed (one nonce, one attempt) in the transaction that records the outcome, so that each
+    // attestation is one commit. Nothing is answered before that commit: an attempt cut short
+    // (a crash) never told the client anything, and its nonce stays usable.
+    let burn: { sessionId: string; at: number } | undefined;
+    try {
       if (!sessionId) throw problem('session-unknown', 'KBS_NO_SESSION', 'no kbs-session-id cookie: call /kbs/v0/auth first');
       const session = await this.store.getSession(sessionId);
       if (!session) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'the kbs-session-id cookie names no session (expired and purged, or never issued)');
@@ -387,8 +401,8 @@ export class Broker {
       const rd = req['runtime-data'];
       // Fixed-length digests: any string (non-ASCII, another length) compares in constant time.
       const nonceOk = timingSafeEqual(createHash('sha256').update(rd.nonce, 'utf8').digest(), createHash('sha256').update(session.nonce, 'utf8').digest());
-      // Consumed whatever happens next: one nonce, one attempt.
-      if (!(await this.store.consumeNonce(session.id, now))) throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the nonce of this session was already used', { rule: 'freshness.nonce' });
+      // Consumed whatever happens next, with the outcome (see `burn`).
+      burn = { sessionId: session.id, at: now };
       if (!nonceOk) throw problem('nonce-mismatch', 'KBS_NONCE_MISMATCH', 'runtime-data.nonce is not the nonce this session was given', { rule: 'freshness.nonce' });
       const tee = await teeKey(rd['tee-pubkey']);
       const verifier = this.verifiers.get(session.tee);
@@ -415,38 +429,40 @@ export class Broker {
       const expiresAt = now + this.tokenTtlMs;
       const token = await this.issueToken(result, session.id, jti, tee.jwk, now, expiresAt);
       note({ rule: `${result.policy.id}@${result.policy.version}`, detail: `EAR status ${result.status}` });
-      const done = await this.store.completeAttestation(session.id, {
-        attestedAt: now,
-        expiresAt,
-        teePubKey: JSON.stringify(tee.jwk),
-        teePubKeyJkt: tee.jkt,
-        binding,
-        evidenceDigest: v.digest,
-        claims: JSON.stringify(claims),
-        tokenId: jti,
-      }, allow());
+      const outcome = { attestedAt: now, expiresAt, teePubKey: JSON.stringify(tee.jwk), teePubKeyJkt: tee.jkt, binding, evidenceDigest: v.digest, claims: JSON.stringify(claims), tokenId: jti };
+      // One transaction: the nonce consumed, the session attested, the console's record, the audit record.
+      const record = this.attestationRecord(seen, actor, meta);
+      const done = await this.store.completeAttestation(session.id, outcome, { at: this.now(), ...base, ...extra, verdict: 'allow' }, { consumeNonceAt: now, ...(record ? { attestation: record } : {}) });
       if (done === 'evidence-reused') throw problem('evidence-reused', 'KBS_EVIDENCE_REUSED', 'this evidence was already presented in another attestation', { rule: 'freshness.nonce' });
       if (done === 'state') throw problem('nonce-reused', 'KBS_NONCE_REUSED', 'the session changed state during attestation', { rule: 'freshness.nonce' });
+      this.observe({ kind: 'attestation', tee: seen.tee, verdict: 'allow' });
       return { token, sessionId: session.id, expiresAt };
-    }).then(
-      async (r) => {
-        this.observe({ kind: 'attestation', tee: seen.tee ?? 'unknown', verdict: 'allow' });
-        await this.recordAttestation(seen, actor, meta);
-        return r;
-      },
-      async (e: unknown) => {
-        this.observe({ kind: 'attestation', tee: seen.tee ?? 'unknown', verdict: 'deny', problem: e instanceof ProblemError ? e.problem : 'internal' });
-        await this.recordAttestation(seen, actor, meta, e);
-        throw e;
-      },
-    );
+    } catch (e) {
+      throw await this.refuseAttestation(e, base, extra, seen, actor, meta, burn);
+    }
   }
 
   /**
-   * Keeps an attestation attempt that reached the evidence, with its claims and trust report, for
-   * the console. Best effort: the audit record written with the decision is the record of truth,
-   * and a failure here must neither turn a refusal into another error nor withhold an issued token.
+   * Records a refused attestation (audit record, console record, the nonce burnt when the attempt
+   * reached it) in one transaction, and returns the error to throw: a nonce-reuse refusal instead
+   * of the attempt's own when another attempt consumed the nonce first, so that one nonce never
+   * yields two verdicts.
    */
+  private async refuseAttestation(e: unknown, base: Omit<AuditInput, 'at' | 'verdict'>, extra: Partial<AuditInput>, seen: AttestationSeen, actor: string, meta: RequestMeta, burn: { sessionId: string; at: number } | undefined): Promise<unknown> {
+    let err = e;
+    try {
+      if (burn && (await this.store.refuseAttestation(this.denialRecord(base, extra, err), this.attestationRecord(seen, actor, meta, err), burn))) return err;
+      if (burn) err = problem('nonce-reused', 'KBS_NONCE_REUSED', 'the nonce of this session was already used', { rule: 'freshness.nonce' });
+      await this.store.refuseAttestation(this.denialRecord(base, extra, err), this.attestationRecord(seen, actor, meta, err));
+      return err;
+    } catch (storeError) {
+      err = storeError;
+      throw storeError;
+    } finally {
+      this.observe({ kind: 'attestation', tee: seen.tee ?? 'unknown', verdict: 'deny', problem: err instanceof ProblemError ? err.problem : 'internal' });
+    }
+  }
+
   private observe(e: BrokerEvent): void {
     for (const o of this.observers) {
       try {
@@ -457,8 +473,14 @@ export class Broker {
     }
   }
 
-  private async recordAttestation(seen: AttestationSeen, actor: string, meta: RequestMeta, err?: unknown): Promise<void> {
-    if (seen.tee === undefined) return;
+  /**
+   * The console's record of an attestation attempt that reached the evidence, with its claims and
+   * trust report; undefined before that. Best effort: the audit record written with the decision
+   * is the record of truth, and a failure here must neither turn a refusal into another error nor
+   * withhold an issued token (the store writes it under a savepoint for the same reason).
+   */
+  private attestationRecord(seen: AttestationSeen, actor: string, meta: RequestMeta, err?: unknown): AttestationRecord | undefined {
+    if (seen.tee === undefined) return undefined;
     try {
       const at = this.now();
       let result = seen.result;
@@ -469,7 +491,7 @@ export class Broker {
       const pl = seen.claims?.platforms[0];
       const rule = err === undefined ? (result ? `${result.policy.id}@${result.policy.version}` : undefined) : (p?.rule ?? (result ? firstFailedRule(result) : undefined));
       const detail = err === undefined ? (result ? `EAR status ${result.status}` : undefined) : err instanceof CofferError ? `${err.code}: ${err.message}`.slice(0, 500) : 'internal error';
-      const rec: AttestationRecord = {
+      return {
         id: randomBytes(12).toString('hex'),
         at,
         actor,
@@ -486,9 +508,9 @@ export class Broker {
         ...(result ? { report: JSON.stringify(trustReport(withBrokerBinding(result, seen))) } : {}),
         ...(meta.remote ? { remote: meta.remote } : {}),
       };
-      await this.store.recordAttestation(rec);
     } catch {
       // See above: the console misses this attempt; the audit log has it.
+      return undefined;
     }
   }
 
@@ -505,6 +527,58 @@ export class Broker {
     return new SignJWT(claims as unknown as Record<string, unknown>).setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: this.kid }).sign(this.earKey);
   }
 
+  /**
+   * The attested, unexpired session the credentials name: the session cookie, or the EAR token as
+   * bearer, or both (then they must name the same session, and the token must be the one issued
+   * for that session and key).
+   */
+  private async attestedSession(creds: { cookie?: string; bearer?: string }, now: number, note: Note): Promise<SessionRecord & { claims: string; teePubKey: string; binding: string }> {
+    const cookieSession = creds.cookie ? sha256hex(creds.cookie) : undefined;
+    let tokenSession: string | undefined;
+    let tokenClaims: { jti?: string; cnf?: { jwk?: JWK } } | undefined;
+    if (creds.bearer !== undefined) {
+      try {
+        const { payload } = await jwtVerify(creds.bearer, this.earPublic, { algorithms: ['ES384'], currentDate: new Date(now) });
+        tokenSession = typeof payload['coffer.session'] === 'string' ? payload['coffer.session'] : undefined;
+        tokenClaims = payload as typeof tokenClaims;
+      } catch (e) {
+        throw problem('token-invalid', 'KBS_TOKEN_INVALID', `the attestation token does not verify: ${(e as Error).message.slice(0, 200)}`);
+      }
+      if (!tokenSession) throw problem('token-invalid', 'KBS_TOKEN_INVALID', 'the attestation token names no session');
+    }
+    if (cookieSession && tokenSession && cookieSession !== tokenSession) {
+      throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token was issued to another session than the kbs-session-id cookie names');
+    }
+    const sessionId = cookieSession ?? tokenSession;
+    if (!sessionId) throw problem('not-attested', 'KBS_NO_SESSION', 'no kbs-session-id cookie and no attestation token');
+    note({ actor: `session:${sessionId.slice(0, 16)}` });
+    const s = await this.store.getSession(sessionId);
+    if (!s) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'no such session');
+    if (s.state !== 'attested' || !s.claims || !s.teePubKey || !s.binding) throw problem('not-attested', 'KBS_NOT_ATTESTED', 'the session has not attested: POST /kbs/v0/attest first');
+    if (s.expiresAt <= now) throw problem('session-expired', 'KBS_SESSION_EXPIRED', `the session ended at ${new Date(s.expiresAt).toISOString()}: attest again`);
+    if (tokenClaims) {
+      const jkt = tokenClaims.cnf?.jwk ? await calculateJwkThumbprint(tokenClaims.cnf.jwk) : undefined;
+      if (tokenClaims.jti !== s.tokenId || jkt !== s.teePubKeyJkt) throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token is not the one issued for this session and key');
+    }
+    return { ...s, claims: s.claims, teePubKey: s.teePubKey, binding: s.binding };
+  }
+
+  /**
+   * `POST /kbs/v0/volume-initialized`: the VM that was released a volume's key reports that it
+   * formatted the volume with it (first boot), so later releases say `initialized: true` and the
+   * agent refuses a blank disk instead of formatting it again (volumes.ts).
+   */
+  async volumeInitialized(creds: { cookie?: string; bearer?: string }, body: unknown, meta: RequestMeta = {}): Promise<{ volume: string; keyVersion: number; initializedAt: number; already: boolean }> {
+    const cookieSession = creds.cookie ? sha256hex(creds.cookie) : undefined;
+    const actor = cookieSession ? `session:${cookieSession.slice(0, 16)}` : 'anonymous';
+    return this.audited({ actor, action: 'kbs.volume-initialized', ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
+      const now = this.now();
+      const s = await this.attestedSession(creds, now, note);
+      note({ ...(s.evidenceDigest ? { evidenceDigest: s.evidenceDigest } : {}) });
+      return markVolumeInitialized(this.store, s.id, body, now, note, allow);
+    });
+  }
+
   /** Releases a resource as a flattened JWE to the session's tee-pubkey. */
   async resource(path: string, creds: { cookie?: string; bearer?: string }, meta: RequestMeta = {}): Promise<FlattenedJWE> {
     const cookieSession = creds.cookie ? sha256hex(creds.cookie) : undefined;
@@ -512,32 +586,7 @@ export class Broker {
     return this.audited({ actor, action: 'kbs.resource', resource: path.slice(0, 400), ...(meta.remote ? { remote: meta.remote } : {}) }, async (note, allow) => {
       const p = resourcePath(path);
       const now = this.now();
-      let tokenSession: string | undefined;
-      let tokenClaims: { jti?: string; cnf?: { jwk?: JWK } } | undefined;
-      if (creds.bearer !== undefined) {
-        try {
-          const { payload } = await jwtVerify(creds.bearer, this.earPublic, { algorithms: ['ES384'], currentDate: new Date(now) });
-          tokenSession = typeof payload['coffer.session'] === 'string' ? payload['coffer.session'] : undefined;
-          tokenClaims = payload as typeof tokenClaims;
-        } catch (e) {
-          throw problem('token-invalid', 'KBS_TOKEN_INVALID', `the attestation token does not verify: ${(e as Error).message.slice(0, 200)}`);
-        }
-        if (!tokenSession) throw problem('token-invalid', 'KBS_TOKEN_INVALID', 'the attestation token names no session');
-      }
-      if (cookieSession && tokenSession && cookieSession !== tokenSession) {
-        throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token was issued to another session than the kbs-session-id cookie names');
-      }
-      const sessionId = cookieSession ?? tokenSession;
-      if (!sessionId) throw problem('not-attested', 'KBS_NO_SESSION', 'no kbs-session-id cookie and no attestation token');
-      note({ actor: `session:${sessionId.slice(0, 16)}` });
-      const s = await this.store.getSession(sessionId);
-      if (!s) throw problem('session-unknown', 'KBS_UNKNOWN_SESSION', 'no such session');
-      if (s.state !== 'attested' || !s.claims || !s.teePubKey || !s.binding) throw problem('not-attested', 'KBS_NOT_ATTESTED', 'the session has not attested: POST /kbs/v0/attest first');
-      if (s.expiresAt <= now) throw problem('session-expired', 'KBS_SESSION_EXPIRED', `the session ended at ${new Date(s.expiresAt).toISOString()}: attest again`);
-      if (tokenClaims) {
-        const jkt = tokenClaims.cnf?.jwk ? await calculateJwkThumbprint(tokenClaims.cnf.jwk) : undefined;
-        if (tokenClaims.jti !== s.tokenId || jkt !== s.teePubKeyJkt) throw problem('session-mismatch', 'KBS_SESSION_MISMATCH', 'the attestation token is not the one issued for this session and key');
-      }
+      const s = await this.attestedSession(creds, now, note);
       note({ ...(s.evidenceDigest ? { evidenceDigest: s.evidenceDigest } : {}) });
       // A volume key (volumes.ts): its own generated policy on top of any along the path.
       const vol = isVolumePath(p) ? await volumeForRelease(this.store, p) : undefined;
@@ -565,7 +614,9 @@ export class Broker {
       const plaintext = await open(this.kek, p, rec);
       try {
         const { key, alg } = await teeKey(JSON.parse(s.teePubKey));
-        const jwe = await new FlattenedEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', 'coffer.resource': p } as never).encrypt(key);
+        // A volume's key version and initialized flag ride in the protected header: authenticated
+        // with the key, so the host cannot flip them on the way to the VM.
+        const jwe = await new FlattenedEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', 'coffer.resource': p, ...(vol ? { [VOLUME_HEADER]: vol.header } : {}) } as never).encrypt(key);
         note({ rule: decided.slice(0, 400), detail: `policy prefixes ${pols.map((x) => x.prefix).join(', ')} and the release baseline, secret version ${rec.version}` });
         // At most once per attested session (one nonce), decided by the store's unique key in the
         // audit record's transaction, so neither a replica nor a restart can hand it out twice.

@@ -55,6 +55,15 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/kbs/v0/auth': { post: { summary: 'Start a session: get a nonce and the kbs-session-id cookie', requestBody: json({ type: 'object', required: ['version', 'tee'], properties: { version: { type: 'string' }, tee: { type: 'string', enum: ['snp', 'tpm', 'tdx'] }, 'extra-params': {} } }), responses: { '200': { description: 'challenge', headers: { 'Set-Cookie': { schema: { type: 'string' } } }, ...json({ type: 'object', properties: { nonce: { type: 'string' }, 'extra-params': {} } }) }, ...std } } },
       '/kbs/v0/attest': { post: { summary: 'Present evidence bound to the nonce and a tee-pubkey; get an EAR token', security: [{ kbsSession: [] }], requestBody: json({ type: 'object', required: ['runtime-data', 'tee-evidence'], properties: { 'runtime-data': { type: 'object', required: ['nonce', 'tee-pubkey'] }, 'tee-evidence': {} } }), responses: { '200': { description: 'EAR token', ...json({ type: 'object', properties: { token: { type: 'string' } } }) }, ...std } } },
       '/kbs/v0/resource/{repository}/{type}/{tag}': { get: { summary: 'Fetch a secret as a flattened JWE to the tee-pubkey', security: [{ kbsSession: [] }, { attestationToken: [] }], parameters: resourceParams, responses: { '200': { description: 'flattened JWE', content: { 'application/jose+json': { schema: { type: 'object' } } } }, ...std } } },
+      '/kbs/v0/volume-initialized': {
+        post: {
+          summary: 'Report that the volume whose key this session was released is formatted (first boot); idempotent',
+          description: 'Only the session (cookie or EAR token) that was released volumes/<volume>/key at this key version may report it. Later key releases carry "coffer.volume": {"initialized": true} in the JWE protected header.',
+          security: [{ kbsSession: [] }, { attestationToken: [] }],
+          requestBody: json({ type: 'object', additionalProperties: false, required: ['volume', 'keyVersion'], properties: { volume: { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$' }, keyVersion: { type: 'integer', minimum: 1 } } }),
+          responses: { '200': { description: 'recorded (changed: false when it already was)', ...json({ type: 'object', properties: { volume: { type: 'string' }, keyVersion: { type: 'integer' }, initializedAt: { type: 'string', format: 'date-time' }, changed: { type: 'boolean' } } }) }, ...std },
+        },
+      },
       '/.well-known/jwks.json': { get: { summary: 'Keys that verify the attestation tokens', responses: { '200': { description: 'JWKS', ...json({ type: 'object' }) } } } },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'alive' } } } },
       '/readyz': { get: { summary: 'Readiness (the store answers)', responses: { '200': { description: 'ready' }, '503': problemRef } } },

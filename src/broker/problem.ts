@@ -31,6 +31,7 @@ export const PROBLEMS = {
   'policy-denied': { status: 403, title: 'The release policy denied the request' },
   'resource-revoked': { status: 410, title: 'The resource was revoked and is never released again' },
   'already-released': { status: 409, title: 'This resource was already released to this session' },
+  'not-released': { status: 403, title: 'This session was not released the resource' },
   unauthorized: { status: 401, title: 'A valid admin bearer token is required' },
   forbidden: { status: 403, title: 'The token role may not do this' },
   'out-of-scope': { status: 403, title: 'The path is outside the token scope' },

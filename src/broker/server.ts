@@ -201,6 +201,13 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     void reply.header('cache-control', 'no-store').type('application/jose+json');
     return JSON.stringify(jwe);
   });
+  app.post('/kbs/v0/volume-initialized', async (req, reply) => {
+    const cookie = cookieValue(req.headers.cookie, COOKIE_NAME);
+    const token = bearer(req.headers.authorization);
+    const r = await broker.volumeInitialized({ ...(cookie ? { cookie } : {}), ...(token ? { bearer: token } : {}) }, req.body, meta(req));
+    void reply.header('cache-control', 'no-store');
+    return { volume: r.volume, keyVersion: r.keyVersion, initializedAt: new Date(r.initializedAt).toISOString(), changed: !r.already };
+  });
   app.get('/.well-known/jwks.json', async () => broker.jwks());
 
   // ----- health and description

@@ -8,7 +8,7 @@ import type { KekProvider } from './kek.js';
 import { covers } from './paths.js';
 import { problem } from './problem.js';
 import type { AdminContext } from './refvalues.js';
-import type { TokenRecord, VolumeMeta, VolumeRecord } from './store/types.js';
+import type { AuditInput, TokenRecord, VolumeMeta, VolumeRecord } from './store/types.js';
 
 /**
  * Volume (disk) keys provisioned per VM. `POST /admin/v0/volumes` takes a VM identity (launch
@@ -226,14 +226,78 @@ export function isVolumePath(path: string): boolean {
 }
 
 /**
+ * The member of a volume key release's JWE protected header (integrity-protected as the AEAD's
+ * associated data) that tells the VM which key version it got and whether a VM already reported
+ * formatting the volume under it: a blank disk presented for an initialized volume is the host
+ * resetting it, and the agent refuses rather than format (src/guest/unlock.ts).
+ */
+export const VOLUME_HEADER = 'coffer.volume';
+export interface VolumeHeader {
+  id: string;
+  keyVersion: number;
+  initialized: boolean;
+}
+
+/**
  * For a release of `volumes/<id>/key`: the volume's generated policy and its sealed key. Refused:
  * another path in the repository, an unknown volume, a revoked one.
  */
-export async function volumeForRelease(store: AdminContext['store'], path: string): Promise<{ policy: Policy; sealed: Sealed; version: number; id: string }> {
+export async function volumeForRelease(store: AdminContext['store'], path: string): Promise<{ policy: Policy; sealed: Sealed; version: number; id: string; header: VolumeHeader }> {
   const [, id, tag] = path.split('/');
   if (tag !== 'key' || id === undefined) throw problem('resource-not-found', 'KBS_NO_RESOURCE', `no resource ${path}: a volume key is ${VOLUME_REPOSITORY}/<volume id>/key`);
   const v = await store.getVolume(id);
   if (!v) throw problem('resource-not-found', 'KBS_NO_RESOURCE', `no resource ${path}`);
   if (v.state !== 'active') throw problem('resource-revoked', 'KBS_VOLUME_REVOKED', `volume ${id} was revoked: its key is never released again`, { rule: 'volume.revoked' });
-  return { policy: parsePolicy(v.policyText, `volume ${id} policy`), sealed: v, version: v.keyVersion, id };
+  // Read with the key in one row: the flag and the key version always belong together.
+  const header = { id, keyVersion: v.keyVersion, initialized: v.initializedAt !== undefined };
+  return { policy: parsePolicy(v.policyText, `volume ${id} policy`), sealed: v, version: v.keyVersion, id, header };
+}
+
+export const volumeInitializedSchema = z.strictObject({
+  volume: z.string().regex(VOLUME_ID, 'must be a volume id'),
+  keyVersion: z.number().int().min(1).max(2 ** 31 - 1),
+});
+
+/**
+ * `POST /kbs/v0/volume-initialized` for attested session `sessionId`: the VM that was released
+ * `volumes/<id>/key` at key version `keyVersion` formatted the volume with it. Only that session may
+ * say so (a release record of this path, made after the volume's last re-provisioning), only for the
+ * current key version; idempotent (a second report changes nothing and is allowed). The store's
+ * conditional UPDATE decides races with a re-provisioning or a revocation.
+ */
+export async function markVolumeInitialized(
+  store: AdminContext['store'],
+  sessionId: string,
+  body: unknown,
+  now: number,
+  note: (x: { resource?: string; detail?: string; rule?: string }) => void,
+  allow: () => AuditInput,
+): Promise<{ volume: string; keyVersion: number; initializedAt: number; already: boolean }> {
+  const r = volumeInitializedSchema.safeParse(body);
+  if (!r.success) throw problem('bad-request', 'KBS_BAD_REQUEST', `the volume-initialized body must be {"volume": "<volume id>", "keyVersion": <n>}: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ').slice(0, 300)}`);
+  const { volume: id, keyVersion } = r.data;
+  const path = volumePath(id);
+  note({ resource: path });
+  const release = (await store.listReleases({ sessionId, limit: 1000 })).find((x) => x.resourcePath === path);
+  if (!release) throw problem('not-released', 'KBS_VOLUME_NOT_RELEASED', `this session was not released ${path}: only the VM that fetched a volume's key may report it initialized`, { rule: 'volume.released' });
+  const v = await store.getVolume(id);
+  if (!v) throw problem('resource-not-found', 'KBS_NO_RESOURCE', `no resource ${path}`);
+  if (v.state !== 'active') throw problem('resource-revoked', 'KBS_VOLUME_REVOKED', `volume ${id} was revoked`, { rule: 'volume.revoked' });
+  // A release older than the last re-provisioning handed out a key that no longer exists.
+  if (v.keyVersion !== keyVersion || release.at < v.updatedAt) {
+    throw problem('conflict', 'KBS_VOLUME_KEY_VERSION', `volume ${id} is at key version ${v.keyVersion}, re-provisioned after this session's release; the report names key version ${keyVersion}: nothing recorded`, { rule: 'volume.key-version' });
+  }
+  if (v.initializedAt !== undefined) {
+    note({ detail: `key version ${keyVersion} already initialized at ${new Date(v.initializedAt).toISOString()}: unchanged` });
+    return { volume: id, keyVersion, initializedAt: v.initializedAt, already: true };
+  }
+  note({ detail: `key version ${keyVersion} initialized (first boot formatted the volume)` });
+  if (await store.markVolumeInitialized(id, keyVersion, now, allow())) return { volume: id, keyVersion, initializedAt: now, already: false };
+  // Lost a race: another report of the same version is fine, anything else changed the volume.
+  const after = await store.getVolume(id);
+  if (after?.state === 'active' && after.keyVersion === keyVersion && after.initializedAt !== undefined) {
+    note({ detail: `key version ${keyVersion} already initialized at ${new Date(after.initializedAt).toISOString()}: unchanged` });
+    return { volume: id, keyVersion, initializedAt: after.initializedAt, already: true };
+  }
+  throw problem('conflict', 'VOLUME_CHANGED', `volume ${id} changed (revoked or re-provisioned) during this request: nothing recorded`);
 }

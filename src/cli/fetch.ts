@@ -1,7 +1,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { inputError } from '../errors.js';
-import { configfsTsmSource, fetchResource, lineLogger, tpmSource, type BrokerTls } from '../guest/index.js';
+import { configfsTsmSource, fetchResourceWithSession, lineLogger, tpmSource, type BrokerTls } from '../guest/index.js';
 import { action, common, type CliContext } from './main.js';
 import { readInput } from './files.js';
 import { EXIT_OK, toJson } from './output.js';
@@ -9,6 +9,8 @@ import { EXIT_OK, toJson } from './output.js';
 /**
  * `coffer fetch`: one RCAR exchange from inside a confidential VM, the secret written to a new
  * file (mode 0600, never overwriting) or to standard output. Progress lines go to standard error.
+ * With --json, a volume key's authenticated `coffer.volume` header (key version, initialized) is
+ * shown as `volume`; fetching never reports a volume initialized (the agent does, once it formats).
  */
 
 interface FetchFlags {
@@ -69,13 +71,16 @@ export function registerFetch(program: Command, ctx: CliContext): void {
       const log = lineLogger((l) => ctx.io.err(l));
       const tls: BrokerTls | undefined = f.pin !== undefined ? { pinSha256: f.pin } : f.ca !== undefined ? { ca: readInput(f.ca, 'CA certificate') } : undefined;
       const evidence = f.evidence === 'tpm' ? tpmSource({ target: f.tpm, log }) : configfsTsmSource({ ...(f.tsmRoot ? { root: f.tsmRoot } : {}), ...(privlevel !== undefined ? { privlevel } : {}), log });
-      const secret = await fetchResource({ broker: f.broker, resource: f.resource, evidence, ...(tls ? { tls } : {}), allowInsecureHttp: f.allowInsecureHttp === true, timeoutMs: timeout * 1000, log });
+      const got = await fetchResourceWithSession({ broker: f.broker, resource: f.resource, evidence, ...(tls ? { tls } : {}), allowInsecureHttp: f.allowInsecureHttp === true, timeoutMs: timeout * 1000, log });
+      const secret = got.secret;
+      // The session's cookie and token are credentials: never in the output.
+      const volume = got.volume ? { volume: { id: got.volume.id, keyVersion: got.volume.keyVersion, initialized: got.volume.initialized } } : {};
       try {
         if (f.out !== undefined) {
           writeSecretFile(f.out, secret);
-          if (f.json) ctx.io.out(toJson({ ok: true, resource: f.resource, size: secret.length, out: f.out }));
+          if (f.json) ctx.io.out(toJson({ ok: true, resource: f.resource, size: secret.length, out: f.out, ...volume }));
         } else if (f.json) {
-          ctx.io.out(toJson({ ok: true, resource: f.resource, size: secret.length, value: secret.toString('base64') }));
+          ctx.io.out(toJson({ ok: true, resource: f.resource, size: secret.length, value: secret.toString('base64'), ...volume }));
         } else {
           process.stdout.write(secret);
         }

@@ -237,10 +237,73 @@ export function reportDataFor(runtimeData: unknown, alg: HashAlg): Buffer {
 }
 
 /**
+ * What the broker says about a volume key it releases (`volumes/<id>/key`): the `coffer.volume`
+ * member of the JWE protected header, authenticated by the AEAD with the key itself, so the host
+ * cannot flip `initialized` on the way in.
+ */
+export interface VolumeReleaseInfo {
+  id: string;
+  keyVersion: number;
+  /** A VM already reported formatting this volume under this key version: a blank disk now is a reset. */
+  initialized: boolean;
+}
+
+/** The session a release was made to: it alone may report the volume initialized. Holds bearer credentials: never log it. */
+export interface ReleaseSession {
+  readonly base: URL;
+  readonly cookie: string;
+  readonly token: string;
+  readonly tls?: BrokerTls;
+  readonly timeoutMs: number;
+}
+
+export interface FetchedResource {
+  secret: Buffer;
+  /** Present for a volume key (and then required of the broker), absent otherwise. */
+  volume?: VolumeReleaseInfo;
+  session: ReleaseSession;
+}
+
+const VOLUME_PATH = /^volumes\/([^/]+)\/key$/;
+
+/** The `coffer.volume` header member: required for `volumes/<id>/key`, refused elsewhere; unknown fields refused. */
+export function volumeHeader(path: string, header: Record<string, unknown> | undefined): VolumeReleaseInfo | undefined {
+  const m = VOLUME_PATH.exec(path);
+  const v = header?.['coffer.volume'];
+  if (!m) {
+    if (v !== undefined) throw new BrokerError('AGENT_JWE_BAD_VOLUME_HEADER', `the release of ${path} carries a coffer.volume header, but ${path} is not a volume key`, { transient: false });
+    return undefined;
+  }
+  const ok =
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    Object.keys(v).every((k) => k === 'id' || k === 'keyVersion' || k === 'initialized') &&
+    (v as Record<string, unknown>).id === m[1] &&
+    Number.isSafeInteger((v as Record<string, unknown>).keyVersion) &&
+    ((v as Record<string, unknown>).keyVersion as number) >= 1 &&
+    typeof (v as Record<string, unknown>).initialized === 'boolean';
+  if (!ok) {
+    throw new BrokerError(
+      'AGENT_JWE_BAD_VOLUME_HEADER',
+      `the release of ${path} has ${v === undefined ? 'no' : 'an unusable'} coffer.volume protected header (want {"id": "${m[1]}", "keyVersion": n, "initialized": true|false}): without it the agent cannot tell a first boot from a reset disk. Is the broker older than the agent?`,
+      { transient: false },
+    );
+  }
+  const h = v as VolumeReleaseInfo;
+  return { id: h.id, keyVersion: h.keyVersion, initialized: h.initialized };
+}
+
+/**
  * One RCAR exchange; returns the plaintext secret. The caller owns the buffer and zeroes it.
  * Any failure is a BrokerError (transient or not) or a CofferError from the evidence source.
  */
 export async function fetchResource(o: FetchOptions): Promise<Buffer> {
+  return (await fetchResourceWithSession(o)).secret;
+}
+
+/** fetchResource, with the volume header (for a volume key) and the session the release was made to. */
+export async function fetchResourceWithSession(o: FetchOptions): Promise<FetchedResource> {
   const log = o.log ?? silentLog;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const base = brokerBase(o.broker, o.tls, o.allowInsecureHttp === true);
@@ -286,6 +349,38 @@ export async function fetchResource(o: FetchOptions): Promise<Buffer> {
     secret.fill(0);
     throw new BrokerError('AGENT_JWE_WRONG_RESOURCE', `the released JWE names resource ${JSON.stringify(sanitize(String(header?.['coffer.resource']), 200))}, not ${path}`, { transient: false });
   }
-  log.info('release', `${path} released and decrypted in memory (${secret.length} bytes)`);
-  return secret;
+  let volume: VolumeReleaseInfo | undefined;
+  try {
+    volume = volumeHeader(path, header);
+  } catch (e) {
+    secret.fill(0);
+    throw e;
+  }
+  log.info('release', `${path} released and decrypted in memory (${secret.length} bytes)${volume ? `: volume ${volume.id} key version ${volume.keyVersion}, ${volume.initialized ? 'initialized by an earlier boot' : 'not yet initialized'}` : ''}`);
+  return { secret, ...(volume ? { volume } : {}), session: { base, cookie, token, ...(o.tls ? { tls: o.tls } : {}), timeoutMs } };
+}
+
+/**
+ * `POST /kbs/v0/volume-initialized` in the session the volume's key was released to: the volume
+ * is formatted (or found formatted) under that key version. Returns whether the broker changed
+ * anything (false: it already knew). Failures are BrokerErrors; session problems are final here,
+ * since only this session may report.
+ */
+export async function reportVolumeInitialized(session: ReleaseSession, volume: VolumeReleaseInfo, o: { timeoutMs?: number; log?: AgentLog } = {}): Promise<boolean> {
+  const log = o.log ?? silentLog;
+  const u = new URL('kbs/v0/volume-initialized', session.base.href.endsWith('/') ? session.base.href : `${session.base.href}/`);
+  const r = await send(u, 'POST', {
+    ...(session.tls ? { tls: session.tls } : {}),
+    timeoutMs: o.timeoutMs ?? session.timeoutMs,
+    headers: { cookie: `kbs-session-id=${session.cookie}`, authorization: `Bearer ${session.token}` },
+    body: Buffer.from(JSON.stringify({ volume: volume.id, keyVersion: volume.keyVersion })),
+  });
+  if (r.status !== 200) {
+    const e = refusal(r, `the volume-initialized report for ${volume.id}`);
+    const sessionOver = e.problemType !== undefined && /:(session-(unknown|expired)|not-attested)$/.test(e.problemType);
+    throw sessionOver ? new BrokerError(e.code, e.message, { transient: false, problemType: e.problemType as string }) : e;
+  }
+  const changed = json(r, 'volume-initialized').changed === true;
+  log.info('initialized', `the broker records volume ${volume.id} key version ${volume.keyVersion} as initialized${changed ? '' : ' (it already did)'}`);
+  return changed;
 }

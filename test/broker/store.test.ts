@@ -5,6 +5,7 @@
 // with a search of everything at rest for the secret.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -376,6 +377,30 @@ function suite(make: () => Backend): void {
       await assert.rejects(b.raw("UPDATE audit SET verdict = 'allow'"), /append-only/);
       await assert.rejects(b.raw('DELETE FROM audit'), /append-only/);
       if (b.name === 'postgres') await assert.rejects(b.raw('TRUNCATE audit'), /append-only/);
+      // Nor through the insert path: SQLite's REPLACE deletes the old row without delete triggers.
+      const victim = (all[0] as { seq: number }).seq;
+      const cols = '(seq, at, actor, action, verdict)';
+      const forged = (seq: number) => `(${seq}, ${base}, 'token:aa', 'q.forged', 'allow')`;
+      if (b.name === 'sqlite') {
+        for (const sql of [
+          `INSERT OR REPLACE INTO audit ${cols} VALUES ${forged(victim)}`,
+          `REPLACE INTO audit ${cols} VALUES ${forged(victim)}`,
+          `INSERT OR IGNORE INTO audit ${cols} VALUES ${forged(victim)}`,
+          `INSERT INTO audit ${cols} VALUES ${forged(victim)} ON CONFLICT (seq) DO UPDATE SET action = 'q.forged'`,
+        ]) {
+          await assert.rejects(b.raw(sql), /append-only/, sql);
+        }
+        // An explicit seq above the newest is an append; one slipped into the gap below it is not.
+        const top = Math.max(...(await b.rows('SELECT MAX(seq) AS m FROM audit')).map((r) => Number(r.m)));
+        await b.raw(`INSERT INTO audit ${cols} VALUES ${forged(top + 10).replace('q.forged', 'q.explicit')}`);
+        await assert.rejects(b.raw(`INSERT INTO audit ${cols} VALUES ${forged(top + 5)}`), /append-only/);
+      } else {
+        await assert.rejects(b.raw(`INSERT INTO audit ${cols} OVERRIDING SYSTEM VALUE VALUES ${forged(victim)} ON CONFLICT (seq) DO UPDATE SET action = 'q.forged'`), /append-only/);
+        await assert.rejects(b.raw(`INSERT INTO audit ${cols} OVERRIDING SYSTEM VALUE VALUES ${forged(victim)}`), /duplicate key/);
+        await assert.rejects(b.raw(`INSERT INTO audit ${cols} VALUES ${forged(victim)}`), /non-DEFAULT value into column "seq"/);
+      }
+      assert.deepEqual(await s.queryAudit({ since: base, limit: 1 }), [all[0]], 'the first record is as it was');
+      assert.equal((await s.queryAudit({ action: 'q.forged' })).length, 0);
       assert.equal((await s.queryAudit({ since: base, verdict: 'deny' })).length, 2, 'nothing changed');
     });
 
@@ -402,6 +427,93 @@ function suite(make: () => Backend): void {
       assert.equal(await s.deleteConsoleSession('cs-3', audit('test.console')), true);
       assert.equal(await s.deleteConsoleSession('cs-3', audit('test.console')), false);
       assert.equal((await s.queryAudit({ action: 'test.console' })).length, 2);
+    });
+
+    test('one commit per protocol step: session with its audit record; nonce, attestation, console record and audit record together', async () => {
+      const att = (id: string, verdict: 'allow' | 'deny' = 'allow') => ({ id, at: T0, actor: `session:${id}`, tee: 'snp', verdict });
+      const count = async (action: string) => (await s.queryAudit({ action })).length;
+      // createSession with its audit record: both or neither.
+      await s.createSession(session('one-auth'), audit('test.auth'));
+      assert.ok(await s2.getSession('one-auth'));
+      assert.equal(await count('test.auth'), 1);
+      await assert.rejects(s.createSession(session('one-auth-bad'), BAD_AUDIT));
+      assert.equal(await s.getSession('one-auth-bad'), undefined, 'no session without its audit record');
+      await assert.rejects(s.createSession(session('one-auth'), audit('test.auth')), 'a session id is unique');
+      assert.equal(await count('test.auth'), 1, 'and the refused insert wrote no audit record');
+
+      // completeAttestation consuming the nonce itself: pending → attested in one statement.
+      await s.createSession(session('one-a'));
+      assert.equal(await s.completeAttestation('one-a', outcome('one-d1'), audit('test.one'), { consumeNonceAt: T0 + 7, attestation: att('one-att-a') }), 'ok');
+      const a = await s2.getSession('one-a');
+      assert.equal(a?.state, 'attested');
+      assert.equal(a?.nonceUsedAt, T0 + 7);
+      assert.equal((await s2.getAttestation('one-att-a'))?.verdict, 'allow');
+      assert.equal(await count('test.one'), 1);
+      assert.equal(await s.completeAttestation('one-a', outcome('one-d2'), audit('test.one'), { consumeNonceAt: T0 + 8 }), 'state', 'an attested nonce is not consumed twice');
+      // Expired at the consuming instant, or already consumed: refused, nothing kept.
+      await s.createSession(session('one-exp'));
+      assert.equal(await s.completeAttestation('one-exp', outcome('one-d3'), audit('test.one'), { consumeNonceAt: T0 + 60_000, attestation: att('one-att-exp') }), 'state');
+      assert.equal((await s.getSession('one-exp'))?.state, 'pending');
+      assert.equal(await s.getAttestation('one-att-exp'), undefined);
+      await s.createSession(session('one-used'));
+      assert.equal(await s.consumeNonce('one-used', T0), true);
+      assert.equal(await s.completeAttestation('one-used', outcome('one-d3'), audit('test.one'), { consumeNonceAt: T0 + 1 }), 'state');
+      assert.equal(await count('test.one'), 1, 'refusals wrote no allow record');
+      assert.equal(await s.completeAttestation('one-used', outcome('one-d3'), audit('test.one')), 'ok', 'one-d3 was rolled back each time');
+      // Evidence seen before: nothing kept, the nonce still pending.
+      await s.createSession(session('one-reuse'));
+      assert.equal(await s.completeAttestation('one-reuse', outcome('one-d1'), audit('test.one'), { consumeNonceAt: T0 + 1 }), 'evidence-reused');
+      assert.equal((await s.getSession('one-reuse'))?.state, 'pending');
+      // A console record the database refuses (CHECK on verdict) is left out; the attestation stands.
+      await s.createSession(session('one-badrec'));
+      const badRec = { ...att('one-att-bad'), verdict: 'maybe' } as unknown as ReturnType<typeof att>;
+      assert.equal(await s.completeAttestation('one-badrec', outcome('one-d4'), audit('test.one'), { consumeNonceAt: T0 + 1, attestation: badRec }), 'ok');
+      assert.equal(await s.getAttestation('one-att-bad'), undefined);
+      assert.equal((await s.getSession('one-badrec'))?.state, 'attested');
+      assert.equal(await count('test.one'), 3);
+      // An audit record the database refuses takes the nonce and the console record down with the attestation.
+      await s.createSession(session('one-badaudit'));
+      await assert.rejects(s.completeAttestation('one-badaudit', outcome('one-d5'), BAD_AUDIT, { consumeNonceAt: T0 + 1, attestation: att('one-att-badaudit') }));
+      assert.equal((await s.getSession('one-badaudit'))?.state, 'pending');
+      assert.equal(await s.getAttestation('one-att-badaudit'), undefined);
+
+      // refuseAttestation burning the nonce: once; the second attempt writes nothing.
+      await s.createSession(session('one-ref'));
+      assert.equal(await s.refuseAttestation(audit('test.refuse', { verdict: 'deny' }), att('one-att-ref1', 'deny'), { sessionId: 'one-ref', at: T0 + 3 }), true);
+      const r = await s2.getSession('one-ref');
+      assert.equal(r?.state, 'consumed');
+      assert.equal(r?.nonceUsedAt, T0 + 3);
+      assert.equal((await s.getAttestation('one-att-ref1'))?.verdict, 'deny');
+      assert.equal(await s2.refuseAttestation(audit('test.refuse', { verdict: 'deny' }), att('one-att-ref2', 'deny'), { sessionId: 'one-ref', at: T0 + 4 }), false);
+      assert.equal(await s.getAttestation('one-att-ref2'), undefined);
+      assert.equal(await count('test.refuse'), 1);
+      assert.equal(await s.refuseAttestation(audit('test.refuse', { verdict: 'deny' }), att('one-att-ref3', 'deny')), true, 'without a nonce to burn');
+      assert.equal(await count('test.refuse'), 2);
+      assert.equal(await s.refuseAttestation(audit('test.refuse', { verdict: 'deny' }), badRec), true, 'a refused console record is left out');
+      assert.equal(await count('test.refuse'), 3);
+      await s.createSession(session('one-ref-bad'));
+      await assert.rejects(s.refuseAttestation(BAD_AUDIT, att('one-att-ref4', 'deny'), { sessionId: 'one-ref-bad', at: T0 + 1 }));
+      assert.equal((await s.getSession('one-ref-bad'))?.state, 'pending', 'no nonce burnt without its audit record');
+      assert.equal(await s.getAttestation('one-att-ref4'), undefined);
+      await s.createSession(session('one-ref-exp'));
+      assert.equal(await s.refuseAttestation(audit('test.refuse', { verdict: 'deny' }), undefined, { sessionId: 'one-ref-exp', at: T0 + 60_000 }), false, 'an expired nonce is not burnt');
+      assert.equal(await count('test.refuse'), 3);
+
+      // Races on one nonce across connections: attests and refusals, exactly one of them wins.
+      const ids = Array.from({ length: 6 }, (_, i) => `one-race-${i}`);
+      for (const id of ids) await s.createSession(session(id));
+      const results = await Promise.all(
+        ids.flatMap((id) =>
+          Array.from({ length: 6 }, (_, k) => {
+            const st = k % 2 === 0 ? s : s2;
+            return k < 3
+              ? st.completeAttestation(id, outcome(`${id}-d${k}`), audit('test.race1'), { consumeNonceAt: T0 + 1 }).then((x) => x === 'ok')
+              : st.refuseAttestation(audit('test.race1', { verdict: 'deny' }), undefined, { sessionId: id, at: T0 + 1 });
+          }),
+        ),
+      );
+      for (let i = 0; i < ids.length; i++) assert.equal(results.slice(i * 6, i * 6 + 6).filter(Boolean).length, 1, `session ${ids[i]}`);
+      assert.equal(await count('test.race1'), ids.length, 'one audit record per nonce');
     });
 
     test('volumes, trusted keys and reference values', async () => {
@@ -547,6 +659,28 @@ function suite(make: () => Backend): void {
         const c2 = sessionCookie(auth2);
         assert.equal((await http(kbs('attest'), { body: await wrongVm.attestBody(auth2.json.nonce as string), cookie: c2 })).status, 200);
         assert.equal((await http(kbs('resource/e2e/key/disk'), { cookie: c2 })).json.type, `${PROBLEM_BASE}policy-denied`);
+
+        // One nonce, one verdict, now that the nonce is consumed in the transaction that records
+        // the outcome: concurrent good and refused attempts on one session, one of them answered.
+        const auth3 = await http(kbs('auth'), { body: { version: '0.1.0', tee: 'snp' } });
+        const c3 = sessionCookie(auth3);
+        const rd3 = await vm.runtimeData(auth3.json.nonce as string);
+        const good = { 'runtime-data': rd3, 'tee-evidence': vm.evidence(rd3) };
+        const debug = { 'runtime-data': rd3, 'tee-evidence': vm.evidence(rd3, 'sha384', { policy: 0x30000n | (1n << 19n) }) };
+        const raced = await Promise.all(Array.from({ length: 6 }, (_, i) => http(kbs('attest'), { body: i % 2 ? good : debug, cookie: c3 })));
+        const kinds = raced.map((r) => (r.status === 200 ? 'ok' : String(r.json.type).replace(PROBLEM_BASE, '')));
+        assert.equal(kinds.filter((k) => k !== 'nonce-reused').length, 1, kinds.join(','));
+        assert.ok(kinds.every((k) => ['ok', 'attestation-denied', 'nonce-reused'].includes(k)), kinds.join(','));
+        const sid3 = createHash('sha256').update(c3).digest('hex');
+        const verdicts = (await tb.running.broker.store.queryAudit({ action: 'kbs.attest', actor: `session:${sid3.slice(0, 16)}`, limit: 100 })).map((r) => r.problem ?? r.verdict);
+        assert.equal(verdicts.length, 6, 'every attempt audited');
+        assert.equal(verdicts.filter((v) => v !== 'nonce-reused').length, 1, verdicts.join(','));
+        // A refusal burns the nonce: the good evidence on it afterwards is a reuse.
+        const auth4 = await http(kbs('auth'), { body: { version: '0.1.0', tee: 'snp' } });
+        const c4 = sessionCookie(auth4);
+        const rd4 = await vm.runtimeData(auth4.json.nonce as string);
+        assert.equal((await http(kbs('attest'), { body: { 'runtime-data': rd4, 'tee-evidence': vm.evidence(rd4, 'sha384', { policy: 0x30000n | (1n << 19n) }) }, cookie: c4 })).json.type, `${PROBLEM_BASE}attestation-denied`);
+        assert.equal((await http(kbs('attest'), { body: { 'runtime-data': rd4, 'tee-evidence': vm.evidence(rd4) }, cookie: c4 })).json.type, `${PROBLEM_BASE}nonce-reused`);
 
         const store = tb.running.broker.store;
         assert.equal(store.kind, b.name);

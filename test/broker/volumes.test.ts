@@ -6,12 +6,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { flattenedDecrypt, type FlattenedJWE } from 'jose';
 import { PROBLEM_BASE, type AuditRecord } from '../../src/broker/index.js';
 import { runCli } from '../helpers/cli.js';
 import { Attester, MEASUREMENT_A, MEASUREMENT_B, http, sessionCookie, startTestBroker, type Reply, type TestBroker } from './helpers.js';
+import { freshDatabase } from './fixtures/pg.js';
 
 let tb: TestBroker;
 let admin: string;
@@ -232,4 +235,119 @@ test('host data never identifies a VM alone: not as a release policy, not beside
   assert.equal(ok.status, 200, ok.text);
   assert.equal((await fetchAs(new HostDataAttester(MEASUREMENT_A, HOST_DATA), 'hd/key/x')).status, 200);
   assertProblem(await fetchAs(new HostDataAttester(MEASUREMENT_B, HOST_DATA), 'hd/key/x'), 403, 'policy-denied', 'KBS_POLICY_DENIED');
+});
+
+// ----- First-boot marking (migration 6): the release's protected header says whether the volume
+// was initialized; only the session that was released the key may mark it.
+
+/** Attest as `att`, fetch the volume key; the cookie, token, key and the authenticated `coffer.volume` header. */
+async function releaseVolume(url: string, att: Attester, id: string): Promise<{ cookie: string; token: string; key: Buffer; header: Record<string, unknown> }> {
+  const auth = await http(`${url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp', 'extra-params': '' } });
+  assert.equal(auth.status, 200, auth.text);
+  const cookie = sessionCookie(auth);
+  const at = await http(`${url}/kbs/v0/attest`, { body: await att.attestBody(auth.json.nonce as string), cookie });
+  assert.equal(at.status, 200, at.text);
+  const r = await http(`${url}/kbs/v0/resource/volumes/${id}/key`, { cookie });
+  assert.equal(r.status, 200, r.text);
+  const out = await flattenedDecrypt(r.json as unknown as FlattenedJWE, att.privateKey);
+  return { cookie, token: at.json.token as string, key: Buffer.from(out.plaintext), header: (out.protectedHeader as Record<string, unknown>)['coffer.volume'] as Record<string, unknown> };
+}
+
+const markAs = (url: string, creds: { cookie?: string; bearer?: string }, body: unknown) => http(`${url}/kbs/v0/volume-initialized`, { method: 'POST', ...creds, body });
+
+/** The scenario on one broker (SQLite here, PostgreSQL below). */
+async function initializedScenario(b: { url: string; broker: TestBroker['running']['broker'] }, prov: string, id: string): Promise<void> {
+  const p = await http(`${b.url}/admin/v0/volumes`, { method: 'POST', bearer: prov, body: { id, identity: { snp: { measurements: [A] } } } });
+  assert.equal(p.status, 201, p.text);
+  assert.equal(p.json.initializedAt, undefined);
+  const att = new Attester(MEASUREMENT_A);
+
+  const first = await releaseVolume(b.url, att, id);
+  assert.deepEqual(first.header, { id, keyVersion: 1, initialized: false });
+
+  // Another attested session (same VM identity) that fetched nothing, and one that fetched another
+  // volume's key, may not mark this one: refused and audited.
+  const stranger = await http(`${b.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp', 'extra-params': '' } });
+  const sc = sessionCookie(stranger);
+  assert.equal((await http(`${b.url}/kbs/v0/attest`, { body: await att.attestBody(stranger.json.nonce as string), cookie: sc })).status, 200);
+  const refused = await markAs(b.url, { cookie: sc }, { volume: id, keyVersion: 1 });
+  assertProblem(refused, 403, 'not-released', 'KBS_VOLUME_NOT_RELEASED');
+  const deny = (await b.broker.store.queryAudit({ action: 'kbs.volume-initialized', verdict: 'deny', limit: 1000 })).at(-1);
+  assert.equal(deny?.problem, 'not-released');
+  assert.equal(deny?.resource, `volumes/${id}/key`);
+  assert.equal(deny?.rule, 'volume.released');
+  // No credentials, a session that never attested, a malformed body, a stale key version.
+  assertProblem(await markAs(b.url, {}, { volume: id, keyVersion: 1 }), 401, 'not-attested', 'KBS_NO_SESSION');
+  const fresh = sessionCookie(await http(`${b.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp', 'extra-params': '' } }));
+  assertProblem(await markAs(b.url, { cookie: fresh }, { volume: id, keyVersion: 1 }), 401, 'not-attested', 'KBS_NOT_ATTESTED');
+  assertProblem(await markAs(b.url, { cookie: first.cookie }, { volume: id, keyVersion: 1, extra: true }), 400, 'bad-request');
+  assertProblem(await markAs(b.url, { cookie: first.cookie }, { volume: id, keyVersion: 2 }), 409, 'conflict', 'KBS_VOLUME_KEY_VERSION');
+  // The EAR token of another session with this session's cookie: a mismatch.
+  assertProblem(await markAs(b.url, { cookie: first.cookie, bearer: (await releaseVolumeToken(b.url, att)).token }, { volume: id, keyVersion: 1 }), 403, 'session-mismatch');
+  assert.equal((await b.broker.store.getVolume(id))?.initializedAt, undefined, 'nothing refused marked it');
+
+  // The session that was released the key marks it, by its token alone; again: idempotent.
+  const ok = await markAs(b.url, { bearer: first.token }, { volume: id, keyVersion: 1 });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.changed, true);
+  assert.equal(ok.json.keyVersion, 1);
+  const again = await markAs(b.url, { cookie: first.cookie }, { volume: id, keyVersion: 1 });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.changed, false);
+  assert.equal(again.json.initializedAt, ok.json.initializedAt);
+  const allows = (await b.broker.store.queryAudit({ action: 'kbs.volume-initialized', verdict: 'allow', limit: 1000 })).filter((r) => r.resource === `volumes/${id}/key`);
+  assert.equal(allows.length, 2);
+  assert.match(allows[0]?.detail ?? '', /key version 1 initialized/);
+  assert.match(allows[1]?.detail ?? '', /already initialized/);
+  const meta = await http(`${b.url}/admin/v0/volumes/${id}`, { bearer: prov });
+  assert.equal(typeof meta.json.initializedAt, 'number', meta.text);
+
+  const second = await releaseVolume(b.url, att, id);
+  assert.deepEqual(second.header, { id, keyVersion: 1, initialized: true });
+  assert.deepEqual(second.key, first.key);
+
+  // Re-provisioning clears it; the old session (key version 1) cannot mark the new key.
+  const re = await http(`${b.url}/admin/v0/volumes`, { method: 'POST', bearer: prov, body: { id, identity: { snp: { measurements: [A] } }, reprovision: true } });
+  assert.equal(re.status, 200, re.text);
+  assert.equal(re.json.initializedAt, undefined);
+  assertProblem(await markAs(b.url, { cookie: second.cookie }, { volume: id, keyVersion: 2 }), 409, 'conflict', 'KBS_VOLUME_KEY_VERSION');
+  const third = await releaseVolume(b.url, att, id);
+  assert.deepEqual(third.header, { id, keyVersion: 2, initialized: false });
+  assert.notDeepEqual(third.key, first.key);
+  assert.equal((await markAs(b.url, { cookie: third.cookie }, { volume: id, keyVersion: 2 })).status, 200);
+  assert.deepEqual((await releaseVolume(b.url, att, id)).header, { id, keyVersion: 2, initialized: true });
+
+  // Revoked: nothing to mark.
+  assert.equal((await http(`${b.url}/admin/v0/volumes/${id}`, { method: 'DELETE', bearer: prov })).status, 204);
+  assertProblem(await markAs(b.url, { cookie: third.cookie }, { volume: id, keyVersion: 2 }), 410, 'resource-revoked');
+}
+
+/** An attested session that fetched nothing: its EAR token. */
+async function releaseVolumeToken(url: string, att: Attester): Promise<{ token: string }> {
+  const auth = await http(`${url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp', 'extra-params': '' } });
+  const at = await http(`${url}/kbs/v0/attest`, { body: await att.attestBody(auth.json.nonce as string), cookie: sessionCookie(auth) });
+  assert.equal(at.status, 200, at.text);
+  return { token: at.json.token as string };
+}
+
+test('initialized flag (SQLite): header false → marked by the releasing session only → true; idempotent; re-provision clears it; audited', async () => {
+  await initializedScenario({ url: tb.url, broker: tb.running.broker }, provisioner, 'vm-init');
+});
+
+test('initialized flag (PostgreSQL): the same, on a PostgreSQL store (migration 6)', async () => {
+  const db = await freshDatabase('volinit');
+  const home = mkdtempSync(join(tmpdir(), 'coffer-volinit-'));
+  try {
+    const pb = await startTestBroker(home, { store: db.url });
+    try {
+      await initializedScenario({ url: pb.url, broker: pb.running.broker }, await pb.token('provisioner'), 'vm-init-pg');
+      const cols = await db.query<{ data_type: string; is_nullable: string }>("SELECT data_type, is_nullable FROM information_schema.columns WHERE table_name = 'volumes' AND column_name = 'initialized_at'");
+      assert.deepEqual(cols, [{ data_type: 'bigint', is_nullable: 'YES' }]);
+    } finally {
+      await pb.cleanup();
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+    await db.drop();
+  }
 });

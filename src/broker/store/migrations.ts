@@ -273,4 +273,36 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE TRIGGER volumes_kek_not_retired BEFORE INSERT OR UPDATE ON volumes FOR EACH ROW EXECUTE FUNCTION volumes_kek_not_retired()',
     ],
   },
+  {
+    // When the attested VM reported that it formatted the volume under its current key version
+    // (POST /kbs/v0/volume-initialized); NULL until then and again after a re-provisioning. The key
+    // release tells the VM, so a blank disk presented for an initialized volume is refused, never
+    // formatted (src/broker/volumes.ts, src/guest/unlock.ts).
+    version: 6,
+    name: 'volume-initialized',
+    common: ['ALTER TABLE volumes ADD COLUMN initialized_at BIGINT'],
+    sqlite: [],
+    postgres: [],
+  },
+  {
+    // SQLite: `INSERT OR REPLACE INTO audit (seq, ...)` (also REPLACE, and OR IGNORE or ON CONFLICT
+    // on an existing seq) rewrote a record without firing audit_no_delete: REPLACE deletes the
+    // conflicting row without delete triggers unless recursive_triggers is on. Refused before the
+    // insert, as is an explicit seq at or below the newest (a record slipped into a gap, behind a
+    // reader that already paged past it). NEW.seq is -1 when SQLite assigns it, so an explicit -1
+    // passes once, then exists.
+    // PostgreSQL needs nothing for a rewrite: it has no REPLACE, INSERT ... ON CONFLICT (seq) DO
+    // UPDATE fires audit_no_update, and an existing seq (an explicit one needs OVERRIDING SYSTEM
+    // VALUE: the column is GENERATED ALWAYS) collides with the primary key. Not refused there: an
+    // overriding insert into a gap a rolled-back transaction left in the identity sequence.
+    version: 7,
+    name: 'audit-no-replace',
+    common: [],
+    sqlite: [
+      `CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+       WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq) OR (NEW.seq <> -1 AND NEW.seq <= (SELECT MAX(seq) FROM audit))
+       BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+    ],
+    postgres: [],
+  },
 ];

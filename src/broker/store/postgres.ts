@@ -271,18 +271,24 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
-  async createSession(s: SessionRecord): Promise<void> {
-    await this.pool.query('INSERT INTO sessions (id, tee, version, nonce, hash_alg, state, created_at, nonce_expires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
-      s.id,
-      s.tee,
-      s.version,
-      s.nonce,
-      s.hashAlg,
-      s.state,
-      s.createdAt,
-      s.nonceExpiresAt,
-      s.expiresAt,
-    ]);
+  async createSession(s: SessionRecord, audit?: AuditInput): Promise<void> {
+    const insert = (c: Queryable) =>
+      c.query('INSERT INTO sessions (id, tee, version, nonce, hash_alg, state, created_at, nonce_expires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+        s.id,
+        s.tee,
+        s.version,
+        s.nonce,
+        s.hashAlg,
+        s.state,
+        s.createdAt,
+        s.nonceExpiresAt,
+        s.expiresAt,
+      ]);
+    if (!audit) {
+      await insert(this.pool);
+      return;
+    }
+    await this.changeAudited(async (c) => (await insert(c)).rowCount === 1, audit);
   }
 
   async getSession(id: string): Promise<SessionRecord | undefined> {
@@ -291,23 +297,38 @@ export class PostgresStore implements Store {
   }
 
   async consumeNonce(id: string, at: number): Promise<boolean> {
-    // One statement: a concurrent UPDATE waits for this one and re-checks `state`, so one wins.
-    const r = await this.pool.query("UPDATE sessions SET state = 'consumed', nonce_used_at = $1 WHERE id = $2 AND state = 'pending' AND nonce_expires_at > $1", [at, id]);
-    return r.rowCount === 1;
+    return burnNonce(this.pool, id, at);
   }
 
-  async completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput): Promise<'ok' | 'evidence-reused' | 'state'> {
+  async completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput, opts: { consumeNonceAt?: number; attestation?: AttestationRecord } = {}): Promise<'ok' | 'evidence-reused' | 'state'> {
     return this.tx(async (c) => {
       const seen = await c.query('INSERT INTO evidence_seen (digest, session_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [o.evidenceDigest, id, o.attestedAt]);
       if (seen.rowCount !== 1) throw new Rollback('evidence-reused' as const);
-      const r = await c.query(
-        "UPDATE sessions SET state = 'attested', attested_at = $1, expires_at = $2, tee_pubkey = $3, tee_pubkey_jkt = $4, binding = $5, evidence_digest = $6, claims = $7, token_id = $8 WHERE id = $9 AND state = 'consumed'",
-        [o.attestedAt, o.expiresAt, o.teePubKey, o.teePubKeyJkt, o.binding, o.evidenceDigest, o.claims, o.tokenId, id],
-      );
+      const set = 'attested_at = $1, expires_at = $2, tee_pubkey = $3, tee_pubkey_jkt = $4, binding = $5, evidence_digest = $6, claims = $7, token_id = $8';
+      const values = [o.attestedAt, o.expiresAt, o.teePubKey, o.teePubKeyJkt, o.binding, o.evidenceDigest, o.claims, o.tokenId, id];
+      const at = opts.consumeNonceAt;
+      // The nonce consumed by the statement that attests: the same condition (and the same
+      // row-lock race) as consumeNonce.
+      const r =
+        at === undefined
+          ? await c.query(`UPDATE sessions SET state = 'attested', ${set} WHERE id = $9 AND state = 'consumed'`, values)
+          : await c.query(`UPDATE sessions SET state = 'attested', nonce_used_at = $10, ${set} WHERE id = $9 AND state = 'pending' AND nonce_expires_at > $10`, [...values, at]);
       // Rolls back the evidence digest recorded above.
       if (r.rowCount !== 1) throw new Rollback('state' as const);
+      if (opts.attestation) await insertAttestationBestEffort(c, opts.attestation);
+      // Last: see insertAudit.
       if (audit) await insertAudit(c, audit);
       return 'ok' as const;
+    });
+  }
+
+  async refuseAttestation(audit: AuditInput, attestation?: AttestationRecord, burn?: { sessionId: string; at: number }): Promise<boolean> {
+    return this.tx(async (c) => {
+      // Rolls back: a nonce another attempt used is not refused in this one's name.
+      if (burn && !(await burnNonce(c, burn.sessionId, burn.at))) throw new Rollback(false);
+      if (attestation) await insertAttestationBestEffort(c, attestation);
+      await insertAudit(c, audit);
+      return true;
     });
   }
 
@@ -454,10 +475,7 @@ export class PostgresStore implements Store {
   }
 
   async recordAttestation(r: AttestationRecord): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO attestations (id, at, actor, tee, platform, verdict, policy, rule, problem, detail, evidence_digest, binding, claims, report, remote) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)',
-      [r.id, r.at, r.actor, r.tee, r.platform ?? null, r.verdict, r.policy ?? null, r.rule ?? null, r.problem ?? null, r.detail ?? null, r.evidenceDigest ?? null, r.binding ?? null, r.claims ?? null, r.report ?? null, r.remote ?? null],
-    );
+    await insertAttestation(this.pool, r);
   }
 
   async listAttestations(q: AttestationQuery): Promise<AttestationSummary[]> {
@@ -511,8 +529,8 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const u = await c.query(
         `UPDATE volumes SET identity = $1, policy_text = $2, policy_sha256 = $3, kek_id = $4, wrapped_key = $5, iv = $6, ciphertext = $7, tag = $8, alg = $9,
-           label = COALESCE($10, label), key_version = key_version + 1, updated_at = $11, updated_by = $12 WHERE id = $13 AND state = 'active'
-         RETURNING id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by`,
+           label = COALESCE($10, label), key_version = key_version + 1, initialized_at = NULL, updated_at = $11, updated_by = $12 WHERE id = $13 AND state = 'active'
+         RETURNING id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by, initialized_at`,
         [r.identity, r.policyText, r.policySha256, r.kekId, r.wrappedKey, r.iv, r.ciphertext, r.tag, r.alg, r.label ?? null, r.updatedAt, r.updatedBy, id],
       );
       if (u.rowCount !== 1) return undefined;
@@ -528,8 +546,15 @@ export class PostgresStore implements Store {
   }
 
   async listVolumes(): Promise<VolumeMeta[]> {
-    const cols = 'id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by';
+    const cols = 'id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by, initialized_at';
     return (await this.pool.query(`SELECT ${cols} FROM volumes ORDER BY id COLLATE "C"`)).rows.map((r: Row) => volumeMetaFrom(r));
+  }
+
+  async markVolumeInitialized(id: string, keyVersion: number, at: number, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      async (c) => (await c.query("UPDATE volumes SET initialized_at = $1 WHERE id = $2 AND key_version = $3 AND state = 'active' AND initialized_at IS NULL", [at, id, keyVersion])).rowCount === 1,
+      audit,
+    );
   }
 
   async revokeVolume(id: string, at: number, by: string, audit?: AuditInput): Promise<boolean> {
@@ -687,6 +712,36 @@ export class PostgresStore implements Store {
       );
     }, audit);
   }
+}
+
+/** pending → consumed in one statement: a concurrent UPDATE waits for this one and re-checks `state`, so one wins. */
+async function burnNonce(c: Queryable, id: string, at: number): Promise<boolean> {
+  const r = await c.query("UPDATE sessions SET state = 'consumed', nonce_used_at = $1 WHERE id = $2 AND state = 'pending' AND nonce_expires_at > $1", [at, id]);
+  return r.rowCount === 1;
+}
+
+async function insertAttestation(c: Queryable, r: AttestationRecord): Promise<void> {
+  await c.query(
+    'INSERT INTO attestations (id, at, actor, tee, platform, verdict, policy, rule, problem, detail, evidence_digest, binding, claims, report, remote) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)',
+    [r.id, r.at, r.actor, r.tee, r.platform ?? null, r.verdict, r.policy ?? null, r.rule ?? null, r.problem ?? null, r.detail ?? null, r.evidenceDigest ?? null, r.binding ?? null, r.claims ?? null, r.report ?? null, r.remote ?? null],
+  );
+}
+
+/**
+ * The console's record inside a transaction, under a savepoint: it is kept for display only (the
+ * audit record is the record of truth), so failing to write it must not abort the transaction and
+ * undo the decision it accompanies. Before the audit insert, which stays the last statement.
+ */
+async function insertAttestationBestEffort(c: Queryable, r: AttestationRecord): Promise<void> {
+  await c.query('SAVEPOINT attestation_record');
+  try {
+    await insertAttestation(c, r);
+  } catch {
+    // The console misses this attempt; the audit log has it. A failure to roll back to the
+    // savepoint (connection lost) fails the audit insert next, and so the transaction.
+    await c.query('ROLLBACK TO SAVEPOINT attestation_record').catch(() => undefined);
+  }
+  // Not released: COMMIT does that, one round trip fewer.
 }
 
 /**

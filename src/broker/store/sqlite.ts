@@ -185,6 +185,7 @@ export function volumeMetaFrom(r: Row): VolumeMeta {
     ...(r.label !== null && r.label !== undefined ? { label: String(r.label) } : {}),
     ...(r.revoked_at !== null && r.revoked_at !== undefined ? { revokedAt: Number(r.revoked_at) } : {}),
     ...(r.revoked_by !== null && r.revoked_by !== undefined ? { revokedBy: String(r.revoked_by) } : {}),
+    ...(r.initialized_at !== null && r.initialized_at !== undefined ? { initializedAt: Number(r.initialized_at) } : {}),
   };
 }
 
@@ -301,10 +302,14 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
-  async createSession(s: SessionRecord): Promise<void> {
-    this.db
-      .prepare('INSERT INTO sessions (id, tee, version, nonce, hash_alg, state, created_at, nonce_expires_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(s.id, s.tee, s.version, s.nonce, s.hashAlg, s.state, s.createdAt, s.nonceExpiresAt, s.expiresAt);
+  async createSession(s: SessionRecord, audit?: AuditInput): Promise<void> {
+    this.changeAudited(
+      () =>
+        this.db
+          .prepare('INSERT INTO sessions (id, tee, version, nonce, hash_alg, state, created_at, nonce_expires_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(s.id, s.tee, s.version, s.nonce, s.hashAlg, s.state, s.createdAt, s.nonceExpiresAt, s.expiresAt).changes === 1,
+      audit,
+    );
   }
 
   async getSession(id: string): Promise<SessionRecord | undefined> {
@@ -313,21 +318,29 @@ export class SqliteStore implements Store {
   }
 
   async consumeNonce(id: string, at: number): Promise<boolean> {
+    return this.burnNonce(id, at);
+  }
+
+  private burnNonce(id: string, at: number): boolean {
     const r = this.db.prepare("UPDATE sessions SET state = 'consumed', nonce_used_at = ? WHERE id = ? AND state = 'pending' AND nonce_expires_at > ?").run(at, id, at);
     return r.changes === 1;
   }
 
-  async completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput): Promise<'ok' | 'evidence-reused' | 'state'> {
+  async completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput, opts: { consumeNonceAt?: number; attestation?: AttestationRecord } = {}): Promise<'ok' | 'evidence-reused' | 'state'> {
     const tx = this.db.transaction((): 'ok' | 'evidence-reused' => {
       const seen = this.db.prepare('INSERT INTO evidence_seen (digest, session_id, seen_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING').run(o.evidenceDigest, id, o.attestedAt);
       if (seen.changes !== 1) return 'evidence-reused';
-      const r = this.db
-        .prepare(
-          "UPDATE sessions SET state = 'attested', attested_at = ?, expires_at = ?, tee_pubkey = ?, tee_pubkey_jkt = ?, binding = ?, evidence_digest = ?, claims = ?, token_id = ? WHERE id = ? AND state = 'consumed'",
-        )
-        .run(o.attestedAt, o.expiresAt, o.teePubKey, o.teePubKeyJkt, o.binding, o.evidenceDigest, o.claims, o.tokenId, id);
+      const set = "attested_at = ?, expires_at = ?, tee_pubkey = ?, tee_pubkey_jkt = ?, binding = ?, evidence_digest = ?, claims = ?, token_id = ?";
+      const values = [o.attestedAt, o.expiresAt, o.teePubKey, o.teePubKeyJkt, o.binding, o.evidenceDigest, o.claims, o.tokenId];
+      const at = opts.consumeNonceAt;
+      // The nonce consumed by the statement that attests: the same condition as consumeNonce.
+      const r =
+        at === undefined
+          ? this.db.prepare(`UPDATE sessions SET state = 'attested', ${set} WHERE id = ? AND state = 'consumed'`).run(...values, id)
+          : this.db.prepare(`UPDATE sessions SET state = 'attested', nonce_used_at = ?, ${set} WHERE id = ? AND state = 'pending' AND nonce_expires_at > ?`).run(at, ...values, id, at);
       // Throwing rolls back the evidence digest recorded above.
       if (r.changes !== 1) throw new StateConflict();
+      if (opts.attestation) this.insertAttestationBestEffort(opts.attestation);
       // In the same transaction: an attestation is never committed without its audit record.
       if (audit) this.insertAudit(audit);
       return 'ok';
@@ -337,6 +350,33 @@ export class SqliteStore implements Store {
     } catch (e) {
       if (e instanceof StateConflict) return 'state';
       throw e;
+    }
+  }
+
+  async refuseAttestation(audit: AuditInput, attestation?: AttestationRecord, burn?: { sessionId: string; at: number }): Promise<boolean> {
+    try {
+      this.db.transaction(() => {
+        // Throwing rolls back: a nonce another attempt used is not refused in this one's name.
+        if (burn && !this.burnNonce(burn.sessionId, burn.at)) throw new StateConflict();
+        if (attestation) this.insertAttestationBestEffort(attestation);
+        this.insertAudit(audit);
+      }).immediate();
+      return true;
+    } catch (e) {
+      if (e instanceof StateConflict) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * The console's record, in a savepoint: it is kept for display only (the audit record is the
+   * record of truth), so failing to write it must not undo the decision it accompanies.
+   */
+  private insertAttestationBestEffort(r: AttestationRecord): void {
+    try {
+      this.db.transaction(() => this.insertAttestation(r))();
+    } catch {
+      // The console misses this attempt; the audit log has it.
     }
   }
 
@@ -465,6 +505,10 @@ export class SqliteStore implements Store {
   }
 
   async recordAttestation(r: AttestationRecord): Promise<void> {
+    this.insertAttestation(r);
+  }
+
+  private insertAttestation(r: AttestationRecord): void {
     this.db
       .prepare('INSERT INTO attestations (id, at, actor, tee, platform, verdict, policy, rule, problem, detail, evidence_digest, binding, claims, report, remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(r.id, r.at, r.actor, r.tee, r.platform ?? null, r.verdict, r.policy ?? null, r.rule ?? null, r.problem ?? null, r.detail ?? null, r.evidenceDigest ?? null, r.binding ?? null, r.claims ?? null, r.report ?? null, r.remote ?? null);
@@ -628,7 +672,7 @@ export class SqliteStore implements Store {
       const changed = this.db
         .prepare(
           `UPDATE volumes SET identity = ?, policy_text = ?, policy_sha256 = ?, kek_id = ?, wrapped_key = ?, iv = ?, ciphertext = ?, tag = ?, alg = ?,
-             label = COALESCE(?, label), key_version = key_version + 1, updated_at = ?, updated_by = ? WHERE id = ? AND state = 'active'`,
+             label = COALESCE(?, label), key_version = key_version + 1, initialized_at = NULL, updated_at = ?, updated_by = ? WHERE id = ? AND state = 'active'`,
         )
         .run(r.identity, r.policyText, r.policySha256, r.kekId, r.wrappedKey, r.iv, r.ciphertext, r.tag, r.alg, r.label ?? null, r.updatedAt, r.updatedBy, id).changes;
       if (changed !== 1) return undefined;
@@ -644,8 +688,15 @@ export class SqliteStore implements Store {
   }
 
   async listVolumes(): Promise<VolumeMeta[]> {
-    const cols = 'id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by';
+    const cols = 'id, label, identity, policy_text, policy_sha256, kek_id, alg, key_version, state, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by, initialized_at';
     return (this.db.prepare(`SELECT ${cols} FROM volumes ORDER BY id`).all() as Row[]).map(volumeMetaFrom);
+  }
+
+  async markVolumeInitialized(id: string, keyVersion: number, at: number, audit?: AuditInput): Promise<boolean> {
+    return this.changeAudited(
+      () => this.db.prepare("UPDATE volumes SET initialized_at = ? WHERE id = ? AND key_version = ? AND state = 'active' AND initialized_at IS NULL").run(at, id, keyVersion).changes === 1,
+      audit,
+    );
   }
 
   async revokeVolume(id: string, at: number, by: string, audit?: AuditInput): Promise<boolean> {

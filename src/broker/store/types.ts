@@ -2,7 +2,7 @@
  * The broker's persistent state behind one interface, so that the embedded SQLite store and a
  * PostgreSQL store (several replicas on one database) are interchangeable. Every method is
  * async even where SQLite is synchronous. Times are integer milliseconds since the epoch.
- * Methods that decide a race (consumeNonce, completeAttestation) must be atomic across
+ * Methods that decide a race (consumeNonce, completeAttestation, refuseAttestation) must be atomic across
  * processes: they are single conditional statements or transactions, never read-then-write.
  * Methods that change state take the `audit` record of the decision and append it in the same
  * transaction: if the audit record cannot be written, nothing is committed (and the reverse).
@@ -222,6 +222,11 @@ export interface VolumeRecord {
   updatedBy: string;
   revokedAt?: number;
   revokedBy?: string;
+  /**
+   * When the VM that was released this key version reported formatting the volume (migration 6);
+   * absent until then, and cleared by a re-provisioning (a new key needs a new first boot).
+   */
+  initializedAt?: number;
 }
 
 /** What the admin API shows of a volume: never the key material. */
@@ -299,15 +304,27 @@ export interface Store {
   ping(): Promise<boolean>;
   close(): Promise<void>;
 
-  createSession(s: SessionRecord): Promise<void>;
+  /** With `audit`, the record is written in the session's transaction (one commit for both). */
+  createSession(s: SessionRecord, audit?: AuditInput): Promise<void>;
   getSession(id: string): Promise<SessionRecord | undefined>;
   /** pending → consumed, only if still pending and the nonce is unexpired at `at`; false otherwise. */
   consumeNonce(id: string, at: number): Promise<boolean>;
   /**
    * consumed → attested, recording the evidence digest as seen. Returns 'evidence-reused' (and
    * changes nothing) when the digest was presented before, 'state' when the session was not consumed.
+   * With `consumeNonceAt`, the nonce is consumed by the same conditional statement instead: pending
+   * → attested, only if still pending and unexpired at that instant ('state' otherwise), as
+   * consumeNonce decides it. With `attestation`, the console's record of the attempt is written in
+   * the same transaction, best effort (a failure to write it leaves the rest of the transaction).
    */
-  completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput): Promise<'ok' | 'evidence-reused' | 'state'>;
+  completeAttestation(id: string, o: AttestationOutcome, audit?: AuditInput, opts?: { consumeNonceAt?: number; attestation?: AttestationRecord }): Promise<'ok' | 'evidence-reused' | 'state'>;
+  /**
+   * A refused attestation in one transaction: its audit record and, when given, the console's
+   * record of the attempt (best effort, as in completeAttestation). With `burn`, the session's
+   * nonce is consumed in it too (pending → consumed, only if unexpired at `burn.at`), and nothing
+   * is written, false returned, when it no longer was pending: another attempt used it first.
+   */
+  refuseAttestation(audit: AuditInput, attestation?: AttestationRecord, burn?: { sessionId: string; at: number }): Promise<boolean>;
   /** Deletes sessions that ended before `before`, and evidence digests seen before `evidenceBefore`. */
   purgeExpired(before: number, evidenceBefore: number): Promise<number>;
 
@@ -372,6 +389,12 @@ export interface Store {
   listVolumes(): Promise<VolumeMeta[]>;
   /** active → revoked, erasing the key material (zero-length columns); false when not active. */
   revokeVolume(id: string, at: number, by: string, audit?: AuditInput): Promise<boolean>;
+  /**
+   * Records that volume `id` was initialized under `keyVersion` (migration 6): one conditional
+   * UPDATE, only if it is active, still at that key version and not yet initialized, with the audit
+   * record in the same transaction. False (nothing written) otherwise.
+   */
+  markVolumeInitialized(id: string, keyVersion: number, at: number, audit?: AuditInput): Promise<boolean>;
 
   /** Creates or replaces the key (purpose, name). */
   putTrustedKey(k: TrustedKeyRecord, audit?: AuditInput): Promise<void>;

@@ -130,6 +130,20 @@ export function evaluate(claims: Claims, policy: Policy, references: ReferenceSt
     }
   }
 
+  // 1b. Which TPM attestation key signed: PCR values are the same on every VM booted from one
+  // image, the AK is what tells two of them apart. Every TPM AK in the evidence must be a named
+  // one, and evidence without a TPM AK fails (a policy that names a key requires it).
+  if (policy.tpm) {
+    const want = policy.tpm.ak;
+    const aks = claims.signingKeys.filter((k) => k.kind === 'tpm-ak');
+    const expected = list(want.map(short));
+    const found = aks.map((k) => `sha256 ${k.keySha256 ?? '?'}${k.tpmName ? ` name ${k.tpmName}` : ''}`).join('; ') || 'no TPM attestation key';
+    const known = (k: (typeof aks)[number]) => want.some((w) => w === k.keySha256 || (k.tpmName !== undefined && w === k.tpmName));
+    if (aks.length === 0) r.fail('tpm.ak', 'the policy names the TPM attestation key, and the evidence carries no TPM quote', { 'instance-identity': AR4SI.UNRECOGNIZED_INSTANCE }, { expected, found });
+    else if (!aks.every(known)) r.fail('tpm.ak', 'the TPM quote is signed by another attestation key than the one(s) the policy names: another machine (or VM) with the same PCR values', { 'instance-identity': AR4SI.UNRECOGNIZED_INSTANCE }, { expected, found });
+    else r.pass('tpm.ak', 'the TPM quote is signed by a named attestation key', { 'instance-identity': AR4SI.TRUSTWORTHY_INSTANCE }, { expected, found });
+  }
+
   // 2. Debug and migration: forbidden unless the policy allows them (whatever the guest runs).
   for (const [id, key, label] of [['debug', 'debug', 'debugging by the host'], ['migration', 'migration', 'a migration agent']] as const) {
     const v = claims.debug[key];

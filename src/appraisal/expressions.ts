@@ -85,7 +85,7 @@ export const CLAIMS_SCHEMA: Shape = f({
   }),
   freshness: f({ nonce: 'string', nonceVerified: 'bool', reportData: 'string', collectedAt: 'string' }),
   debug: f({ debug: 'bool', migration: 'bool' }),
-  signingKeys: { list: f({ evidence: 'string', kind: 'string', subject: 'string', issuer: 'string', sha256: 'string', root: 'string', cspId: 'string' }) },
+  signingKeys: { list: f({ evidence: 'string', kind: 'string', subject: 'string', issuer: 'string', sha256: 'string', keySha256: 'string', tpmName: 'string', root: 'string', cspId: 'string' }) },
 });
 
 /** A compile error: what is wrong and where (a character offset into the expression). */

@@ -1,6 +1,6 @@
 import { fail, notChecked, pass, type Check } from '../check.js';
 import { toHex } from '../bytes/hex.js';
-import { HASH_NAMES, pcrBanksToJson, type PcrBanks, type TpmHash, type TpmQuoteVerified } from '../evidence/tpm/index.js';
+import { HASH_NAMES, akFingerprint, pcrBanksToJson, type PcrBanks, type TpmHash, type TpmQuoteVerified } from '../evidence/tpm/index.js';
 import { bootState, compareReplay, replayEventLog, startupLocality, type BootState, type EventLog, type Replayed, type SignatureDb } from '../evidence/eventlog/index.js';
 import type { BootStateClaims, Claims, SignatureDatabaseSummary } from '../evidence/claims-model.js';
 import { emptyClaims, verityFromCommandLine } from './claims.js';
@@ -172,6 +172,8 @@ export function claimsFromTpm(v: TpmQuoteVerified, log?: EventLog, opts: { pcrsF
     subject: cert ? cert.subjectCn || cert.subject || '(empty subject)' : 'AK public key',
     issuer: cert ? cert.issuerCn || cert.issuer : 'none',
     ...(cert ? { sha256: cert.sha256 } : {}),
+    keySha256: akFingerprint(v.ak.key),
+    ...(v.ak.public ? { tpmName: toHex(v.ak.public.name) } : {}),
     ...(root ? { root: root.subjectCn || root.subject } : {}),
   });
   return out;

@@ -29,6 +29,15 @@ const duration = z.union([
   z.string().regex(/^\d+\s*(s|m|h|d)$/, 'must be a duration such as 300s, 5m, 1h or 2d'),
 ]);
 
+/**
+ * A TPM attestation key: SHA-256 of its SubjectPublicKeyInfo DER (64 hex digits), or its TPM name
+ * (nameAlg || digest: 000b + SHA-256, 000c + SHA-384, 000d + SHA-512).
+ */
+export const tpmAkId = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .refine((s) => /^([0-9a-f]{64}|000b[0-9a-f]{64}|000c[0-9a-f]{96}|000d[0-9a-f]{128})$/.test(s), 'must be the SHA-256 of the AK public key (SubjectPublicKeyInfo DER, 64 hex digits) or its TPM name (000b + 64 hex digits)');
+
 const certMatch = z
   .strictObject({ subject: z.string().min(1).optional(), sha256: hex(32).optional() })
   .refine((c) => c.subject !== undefined || c.sha256 !== undefined, 'give the certificate subject (CN or DN) or its sha256');
@@ -77,6 +86,8 @@ export const policySchema = z.strictObject({
       reference: imageRef.optional(),
     })
     .optional(),
+  /** The TPM quote must be signed by one of these attestation keys (rule `tpm.ak`). */
+  tpm: z.strictObject({ ak: z.array(tpmAkId).min(1) }).optional(),
   rtmrs: z
     .strictObject({ '0': hex(48).optional(), '1': hex(48).optional(), '2': hex(48).optional(), '3': hex(48).optional(), reference: imageRef.optional() })
     .optional(),

@@ -11,7 +11,7 @@ import { canonicalBytes } from './jcs.js';
 import type { KekProvider } from './kek.js';
 import { covers, prefixPath, resourcePath } from './paths.js';
 import { ProblemError, problem, type ProblemName } from './problem.js';
-import type { AttestationRecord, AuditInput, AuditQuery, AuditRecord, PolicyRecord, Role, SecretMeta, SessionRecord, Store, TokenRecord } from './store/types.js';
+import type { AttestationRecord, AuditInput, AuditQuery, AuditRecord, PolicyRecord, RetentionPurged, Role, SecretMeta, SessionRecord, Store, TokenRecord } from './store/types.js';
 import { snpVerifier } from './tee/snp.js';
 import { tpmVerifier } from './tee/tpm.js';
 import { tdxVerifier } from './tee/tdx.js';
@@ -66,6 +66,8 @@ export interface BrokerOptions {
   clock?: () => Date;
   nonceTtlSeconds?: number;
   tokenTtlSeconds?: number;
+  /** How long and how much the periodic purge keeps (docs/operations.md); defaults RETENTION_DEFAULTS. */
+  retention?: Partial<RetentionOptions>;
   attestationPolicy?: Policy;
   /**
    * In-process only (never a flag or environment variable): trust these SEV-SNP roots instead
@@ -76,6 +78,22 @@ export interface BrokerOptions {
   testOnlyTdxRoots?: readonly TrustAnchor[];
   verifiers?: readonly TeeVerifier[];
 }
+
+export interface RetentionOptions {
+  /** Console attestation records older than this many days are deleted. */
+  attestationDays: number;
+  /** At most this many attestation records are kept (oldest deleted first). */
+  maxAttestations: number;
+  /** At most this many refusals whose evidence never verified (no claims) are kept: anyone can make them. */
+  maxUnverifiedRefusals: number;
+  /** At most this many rows per rule and pass: a pass stays short; a backlog is worked off a pass a second. */
+  batch: number;
+}
+
+export const RETENTION_DEFAULTS: Readonly<RetentionOptions> = { attestationDays: 30, maxAttestations: 20_000, maxUnverifiedRefusals: 2_000, batch: 500 };
+
+/** Sessions linger this long after they end, so that late requests get a precise refusal. */
+const SESSION_LINGER_MS = 3_600_000;
 
 /** What metrics (metrics.ts) hear about: bounded values only (tee names are the verifiers'). */
 export interface BrokerEvent {
@@ -268,6 +286,9 @@ export class Broker {
   /** Told of each attestation decision (metrics); an observer that throws is ignored. */
   readonly observers = new Set<(e: BrokerEvent) => void>();
   private lastPurge = 0;
+  /** Wait before the next purge pass: a minute, a second while a backlog remains. */
+  private purgeEveryMs = 60_000;
+  private readonly retention: RetentionOptions;
 
   constructor(o: BrokerOptions) {
     this.store = o.store;
@@ -277,6 +298,7 @@ export class Broker {
     this.clock = o.clock ?? (() => new Date());
     this.nonceTtlMs = (o.nonceTtlSeconds ?? 120) * 1000;
     this.tokenTtlMs = (o.tokenTtlSeconds ?? 600) * 1000;
+    this.retention = { ...RETENTION_DEFAULTS, ...o.retention };
     this.attestationPolicy = o.attestationPolicy ?? parsePolicy(DEFAULT_ATTESTATION_POLICY, 'built-in attestation policy');
     this.snpRoots = o.testOnlySnpRoots ?? amdRoots();
     this.verifiers = new Map((o.verifiers ?? [snpVerifier, tpmVerifier, tdxVerifier]).map((v) => [v.tee, v]));
@@ -362,11 +384,30 @@ export class Broker {
   }
 
   private async maybePurge(now: number): Promise<void> {
-    if (now - this.lastPurge < 60_000) return;
+    if (now - this.lastPurge < this.purgeEveryMs) return;
     this.lastPurge = now;
-    // Sessions linger an hour after they end so that late requests get a precise refusal.
-    await this.store.purgeExpired(now - 3_600_000, now - 2 * this.nonceTtlMs);
-    await this.store.purgeConsoleSessions(now);
+    const r = await this.purgeRetention(now);
+    this.purgeEveryMs = r.more ? 1_000 : 60_000;
+  }
+
+  /**
+   * One bounded retention pass (Store.purgeRetention). The audit log is never purged: it is the
+   * record of truth (docs/operations.md says how to archive it).
+   */
+  async purgeRetention(now: number = this.now()): Promise<RetentionPurged> {
+    const r = this.retention;
+    return this.store.purgeRetention({
+      sessionsBefore: now - SESSION_LINGER_MS,
+      evidenceBefore: now - 2 * this.nonceTtlMs,
+      consoleSessionsBefore: now,
+      attestationsBefore: now - r.attestationDays * 86_400_000,
+      maxUnverifiedRefusals: r.maxUnverifiedRefusals,
+      maxAttestations: r.maxAttestations,
+      // A session ends at most nonce + token lifetime after its release and its row goes an hour
+      // later; another hour of margin. The store also keeps any release whose session row remains.
+      releasesBefore: now - (this.nonceTtlMs + this.tokenTtlMs + SESSION_LINGER_MS + 3_600_000),
+      limit: r.batch,
+    });
   }
 
   async attest(cookie: string | undefined, body: unknown, meta: RequestMeta = {}): Promise<AttestResult> {

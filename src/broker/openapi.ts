@@ -26,7 +26,16 @@ const volumeRequest = {
       properties: {
         snp: { type: 'object', properties: { measurements: hexList, hostData: hexList } },
         tdx: { type: 'object', properties: { mrtd: hexList, mrConfigId: hexList, rtmrs: { type: 'object' } } },
-        tpm: { type: 'object', properties: { pcrs: { type: 'object', description: '{"sha256": {"7": "hex"}}' } } },
+        tpm: {
+          type: 'object',
+          required: ['pcrs'],
+          description: 'ak is required unless shared: true (every VM booted from one image has the same PCR values; per VM means per attestation key)',
+          properties: {
+            pcrs: { type: 'object', description: '{"sha256": {"7": "hex"}}' },
+            ak: { type: 'string', description: "SHA-256 of the VM's AK public key (SubjectPublicKeyInfo DER, hex; coffer agent tpm-ak prints it) or its TPM name (000b...)" },
+            shared: { type: 'boolean', description: 'release to any VM whose quote shows these PCR values' },
+          },
+        },
         reference: { type: 'string', description: 'image id of stored signed reference values' },
       },
     },

@@ -7,7 +7,7 @@ import type { DestinationStream } from 'pino';
 import { generateEarSigningKey, loadEarSigningKey, parsePolicy } from '../appraisal/index.js';
 import { inputError } from '../errors.js';
 import type { ProductAnchor } from '../pki/roots.js';
-import { Broker } from './broker.js';
+import { Broker, type RetentionOptions } from './broker.js';
 import { ensurePrivateHome, readPrivateFile, writePrivateFile } from './files.js';
 import { openBrokerKeks } from './kek.js';
 import { buildServer, checkBind } from './server.js';
@@ -77,6 +77,8 @@ export interface StartOptions {
   rateLimit?: { max: number; timeWindowMs: number };
   nonceTtlSeconds?: number;
   tokenTtlSeconds?: number;
+  /** What the periodic purge keeps (Broker RETENTION_DEFAULTS otherwise). */
+  retention?: Partial<RetentionOptions>;
   /**
    * The store: `postgres://…`/`postgresql://…` (replicas share it), `sqlite:PATH` or a file path.
    * Default: the SQLite file `paths.db`.
@@ -212,6 +214,7 @@ export async function startBroker(o: StartOptions): Promise<RunningBroker> {
     ...(o.clock ? { clock: o.clock } : {}),
     ...(o.nonceTtlSeconds ? { nonceTtlSeconds: o.nonceTtlSeconds } : {}),
     ...(o.tokenTtlSeconds ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}),
+    ...(o.retention ? { retention: o.retention } : {}),
   });
   const app = await buildServer({ broker, ...(tls ? { tls } : {}), ...(o.logStream ? { logStream: o.logStream } : {}), ...(o.logLevel ? { logLevel: o.logLevel } : {}), ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}) });
   try {

@@ -1,7 +1,7 @@
 import { isStaticPcr } from './identity.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { parsePolicy, type Policy } from '../appraisal/index.js';
+import { parsePolicy, tpmAkId, type Policy } from '../appraisal/index.js';
 import { CofferError } from '../errors.js';
 import { seal, type Sealed } from './envelope.js';
 import type { KekProvider } from './kek.js';
@@ -12,8 +12,8 @@ import type { AuditInput, TokenRecord, VolumeMeta, VolumeRecord } from './store/
 
 /**
  * Volume (disk) keys provisioned per VM. `POST /admin/v0/volumes` takes a VM identity (launch
- * measurement, TDX MRTD, TPM PCR values or a signed reference image, optionally host data or
- * MRCONFIGID) and makes a volume: 32 random bytes from the broker's CSPRNG, sealed like a secret
+ * measurement, TDX MRTD, TPM PCR values with the VM's attestation key, or a signed reference
+ * image, optionally host data or MRCONFIGID) and makes a volume: 32 random bytes from the broker's CSPRNG, sealed like a secret
  * (fresh data key, AES-256-GCM, path as associated data, wrapped by the KEK), and a release policy
  * generated from the identity. The key leaves the broker only as a JWE to an attested VM that
  * matches the identity, at `volumes/<id>/key` (the KBS <repository>/<type>/<tag> shape); nobody
@@ -43,7 +43,15 @@ export const identitySchema = z
         rtmrs: z.strictObject({ '0': hexN(48).optional(), '1': hexN(48).optional(), '2': hexN(48).optional(), '3': hexN(48).optional() }).optional(),
       })
       .optional(),
-    tpm: z.strictObject({ pcrs: z.strictObject({ sha1: pcrBank.optional(), sha256: pcrBank.optional(), sha384: pcrBank.optional(), sha512: pcrBank.optional() }) }).optional(),
+    tpm: z
+      .strictObject({
+        pcrs: z.strictObject({ sha1: pcrBank.optional(), sha256: pcrBank.optional(), sha384: pcrBank.optional(), sha512: pcrBank.optional() }),
+        /** The VM's attestation key: SHA-256 of its SPKI DER (`coffer agent tpm-ak`) or its TPM name. */
+        ak: tpmAkId.optional(),
+        /** Stated on purpose: any VM whose quote shows these PCRs (every VM of the image) gets the key. */
+        shared: z.boolean().optional(),
+      })
+      .optional(),
     /** Image id of signed reference values (PUT /admin/v0/reference-values): its launch measurements. */
     reference: z.string().regex(/^[A-Za-z0-9._:/-]{1,128}$/, 'must be an image id').optional(),
   })
@@ -108,6 +116,17 @@ export function identityPolicy(id: string, version: number, idn: VolumeIdentity)
   const anchored = measurements.snp !== undefined || measurements.tdx !== undefined || launch || p.pcrs !== undefined;
   if (!anchored) {
     throw problem('bad-request', 'VOLUME_NO_IDENTITY', 'the identity names no measurement (snp.measurements, tdx.mrtd, tpm.pcrs or reference): host data and MRCONFIGID are chosen by the host and identify nothing alone');
+  }
+  // Every VM booted from one image shows the same PCR values, so PCRs alone would hand the key to
+  // all of them (any trusted AK passes): per VM means per attestation key.
+  if (idn.tpm) {
+    if (idn.tpm.ak !== undefined && idn.tpm.shared === true) {
+      throw problem('bad-request', 'VOLUME_TPM_AK_SHARED', 'identity.tpm names an attestation key (ak) and says shared: true: a key bound to one AK is not shared; give one of them');
+    }
+    if (idn.tpm.ak === undefined && idn.tpm.shared !== true) {
+      throw problem('bad-request', 'VOLUME_TPM_AK_REQUIRED', "identity.tpm.ak is required: every VM booted from the same image has the same PCR values, so without the VM's attestation key (its SHA-256 fingerprint, printed by coffer agent tpm-ak) any of them would get this key; say shared: true if that is intended");
+    }
+    if (idn.tpm.ak !== undefined) p.tpm = { ak: [idn.tpm.ak] };
   }
   if (kinds.size > 0) p.evidence = { accepted: [...kinds] };
   if (Object.keys(measurements).length > 0) p.measurements = measurements;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { lineLogger, loadAgentConfig, probeVolume, runAgent, tpmAkPem } from '../guest/index.js';
+import { lineLogger, loadAgentConfig, probeVolume, runAgent, tpmAkInfo } from '../guest/index.js';
 import { action, common, type CliContext } from './main.js';
 import { EXIT_FAILED, EXIT_OK, toJson } from './output.js';
 
@@ -64,13 +64,20 @@ export function registerAgent(program: Command, ctx: CliContext): void {
   common(
     agent
       .command('tpm-ak')
-      .description("print the public key (PEM) of the TPM attestation key the agent quotes with, to pin at the broker (trusted key purpose tpm-ak)")
+      .description(
+        'print the public key (PEM) of the TPM attestation key the agent quotes with, to pin at the broker (trusted key purpose tpm-ak); its SHA-256 fingerprint (on stderr) is what a per-VM volume identity names (coffer broker volume provision --tpm-ak)',
+      )
       .option('--tpm <target>', 'TPM: /dev/tpmrm0 or swtpm:host=H,port=P', '/dev/tpmrm0'),
   ).action(
     action(ctx, async (f: { tpm: string; json?: boolean }) => {
-      const pem = await tpmAkPem(f.tpm);
-      if (f.json) ctx.io.out(toJson({ ok: true, pem }));
-      else ctx.io.out(pem.trim());
+      const ak = await tpmAkInfo(f.tpm);
+      if (f.json) ctx.io.out(toJson({ ok: true, pem: ak.pem, sha256: ak.sha256, name: ak.name }));
+      else {
+        // stdout stays a PEM file (`coffer agent tpm-ak > ak.pem`); the fingerprint is for the operator.
+        ctx.io.out(ak.pem.trim());
+        ctx.io.err(`AK fingerprint (identity.tpm.ak, --tpm-ak): ${ak.sha256}`);
+        ctx.io.err(`AK TPM name: ${ak.name}`);
+      }
       return EXIT_OK;
     }),
   );

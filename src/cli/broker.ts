@@ -5,10 +5,11 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
 import { CofferError, inputError } from '../errors.js';
-import { DEFAULT_PORT, ROLES, brokerPaths, pinnedAgent, readPrivateFile, rotateKek, createToken, describeStore, isPostgresUrl, openStore, parseListen, prefixPath, resourcePath, startBroker, urlHasPassword, type Role, type RunningBroker } from '../broker/index.js';
+import { DEFAULT_PORT, RETENTION_DEFAULTS, ROLES, brokerPaths, pinnedAgent, readPrivateFile, rotateKek, createToken, describeStore, isPostgresUrl, openStore, parseListen, prefixPath, resourcePath, startBroker, urlHasPassword, type Role, type RunningBroker } from '../broker/index.js';
 import { action, common, type CliContext } from './main.js';
 import { toJson, EXIT_OK } from './output.js';
 import { readInput, parseTime } from './files.js';
+import { akFingerprint, parseAkPart } from '../evidence/tpm/index.js';
 
 /**
  * `coffer broker ...`: run the key broker and administer it. `serve` and `token create` work on
@@ -35,6 +36,16 @@ interface ServeFlags extends HomeFlags {
   allowInsecureHttp?: boolean;
   attestationPolicy?: string;
   logLevel?: string;
+  retainAttestationsDays?: string;
+  maxAttestations?: string;
+  maxUnverifiedRefusals?: string;
+}
+
+/** A whole number in [min, max] from a flag, or a USAGE error naming the flag. */
+function intFlag(flag: string, v: string, min: number, max: number): number {
+  const n = /^\d{1,9}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw inputError('USAGE', `${flag} must be a whole number from ${min} to ${max}`);
+  return n;
 }
 
 interface ClientFlags extends HomeFlags {
@@ -195,14 +206,23 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
       .option('--client-ca <file>', 'PEM CA: admin API and /metrics then also need a TLS client certificate issued by it (KBS routes do not)')
       .option('--allow-insecure-http', 'serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)')
       .option('--attestation-policy <file>', 'policy every attestation must pass before a token is issued (default: verified, no debug, no migration)')
-      .option('--log-level <level>', 'log level (default info); logs are JSON on standard error'),
+      .option('--log-level <level>', 'log level (default info); logs are JSON on standard error')
+      .option('--retain-attestations-days <n>', `delete console attestation records older than this (default ${RETENTION_DEFAULTS.attestationDays}); the audit log is never purged`)
+      .option('--max-attestations <n>', `keep at most this many attestation records, oldest deleted first (default ${RETENTION_DEFAULTS.maxAttestations})`)
+      .option('--max-unverified-refusals <n>', `of which at most this many refusals whose evidence did not verify (default ${RETENTION_DEFAULTS.maxUnverifiedRefusals})`),
   ).action(
     action(ctx, async (f: ServeFlags) => {
       if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw inputError('USAGE', '--tls-cert and --tls-key go together');
       const { host, port } = parseListen(f.listen);
       const paths = brokerPaths({ ...(f.home ? { home: f.home } : {}), ...(f.db ? { db: f.db } : {}) });
       const store = storeOf(f);
+      const retention = {
+        ...(f.retainAttestationsDays !== undefined ? { attestationDays: intFlag('--retain-attestations-days', f.retainAttestationsDays, 1, 36_500) } : {}),
+        ...(f.maxAttestations !== undefined ? { maxAttestations: intFlag('--max-attestations', f.maxAttestations, 1, 100_000_000) } : {}),
+        ...(f.maxUnverifiedRefusals !== undefined ? { maxUnverifiedRefusals: intFlag('--max-unverified-refusals', f.maxUnverifiedRefusals, 0, 100_000_000) } : {}),
+      };
       const running = await startBroker({
+        retention,
         paths,
         store,
         host,
@@ -456,6 +476,13 @@ export function registerBroker(program: Command, ctx: CliContext, hooks: BrokerC
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/** `--tpm-ak`: a fingerprint or TPM name as is (the broker validates it), or a file holding the AK. */
+function akOption(v: string): string {
+  if (/^[0-9a-fA-F]+$/.test(v) && !existsSync(v)) return v;
+  const part = parseAkPart(readInput(v, '--tpm-ak file'), v);
+  return akFingerprint(part.kind === 'tpm-public' ? part.public.key : part.kind === 'key' ? part.key : part.certificate.publicKey);
+}
+
 /**
  * `coffer broker volume|refvalues|trust`: provisioned volume keys, signed reference values and
  * trusted keys (docs/operations.md), all through the admin API.
@@ -466,18 +493,20 @@ function registerBrokerFeatures(broker: Command, ctx: CliContext): void {
     volume
       .command('provision [id]')
       .description('make a 32-byte volume key for one VM identity (the key is never shown: only that VM receives it, at volumes/<id>/key)')
-      .option('--identity <file>', 'the VM identity as JSON ({"snp": {"measurements": [...], "hostData": [...]}, "tdx": {...}, "tpm": {"pcrs": {...}}, "reference": "image"})')
+      .option('--identity <file>', 'the VM identity as JSON ({"snp": {"measurements": [...], "hostData": [...]}, "tdx": {...}, "tpm": {"pcrs": {...}, "ak": "<sha256>"}, "reference": "image"})')
       .option('--snp-measurement <hex>', 'accepted SEV-SNP launch measurement (repeatable)', collect)
       .option('--host-data <hex>', 'required SEV-SNP HOST_DATA (repeatable: any of them)', collect)
       .option('--tdx-mrtd <hex>', 'accepted TDX MRTD (repeatable)', collect)
       .option('--mrconfigid <hex>', 'required TDX MRCONFIGID (repeatable: any of them)', collect)
       .option('--pcr <bank:index=hex>', 'required TPM PCR value, e.g. sha256:7=ab.. (repeatable)', collect)
+      .option('--tpm-ak <sha256|file>', "the VM's TPM attestation key: its fingerprint (coffer agent tpm-ak), TPM name, or a file holding it (PEM public key, TPM2B_PUBLIC); required with --pcr")
+      .option('--tpm-shared', 'with --pcr and no --tpm-ak: any VM whose quote shows these PCR values (every VM of the image) gets the key')
       .option('--reference <image>', 'image id of signed reference values whose launch measurements are accepted')
       .option('--label <text>', 'a note to recognise the volume by')
       .option('--reprovision', 'replace the key of an existing volume: everything encrypted under the old key becomes unreadable'),
   ).action(
-    action(ctx, async (id: string | undefined, f: ClientFlags & { identity?: string; snpMeasurement?: string[]; hostData?: string[]; tdxMrtd?: string[]; mrconfigid?: string[]; pcr?: string[]; reference?: string; label?: string; reprovision?: boolean }) => {
-      const flagged = [f.snpMeasurement, f.hostData, f.tdxMrtd, f.mrconfigid, f.pcr, f.reference].some((v) => v !== undefined);
+    action(ctx, async (id: string | undefined, f: ClientFlags & { identity?: string; snpMeasurement?: string[]; hostData?: string[]; tdxMrtd?: string[]; mrconfigid?: string[]; pcr?: string[]; tpmAk?: string; tpmShared?: boolean; reference?: string; label?: string; reprovision?: boolean }) => {
+      const flagged = [f.snpMeasurement, f.hostData, f.tdxMrtd, f.mrconfigid, f.pcr, f.tpmAk, f.tpmShared, f.reference].some((v) => v !== undefined);
       if (f.identity !== undefined && flagged) throw inputError('USAGE', 'give the identity either as --identity FILE or as flags, not both');
       let identity: Record<string, unknown>;
       if (f.identity !== undefined) {
@@ -498,8 +527,8 @@ function registerBrokerFeatures(broker: Command, ctx: CliContext): void {
             if (!m) throw inputError('USAGE', `--pcr ${p} is not BANK:INDEX=HEX (e.g. sha256:7=ab...)`);
             (banks[m[1] as string] ??= {})[m[2] as string] = m[3] as string;
           }
-          identity.tpm = { pcrs: banks };
-        }
+          identity.tpm = { pcrs: banks, ...(f.tpmAk !== undefined ? { ak: akOption(f.tpmAk) } : {}), ...(f.tpmShared ? { shared: true } : {}) };
+        } else if (f.tpmAk !== undefined || f.tpmShared) throw inputError('USAGE', '--tpm-ak and --tpm-shared go with --pcr');
         if (f.reference) identity.reference = f.reference;
         if (Object.keys(identity).length === 0) throw inputError('USAGE', 'give the VM identity: --identity FILE, or --snp-measurement, --tdx-mrtd, --pcr or --reference');
       }

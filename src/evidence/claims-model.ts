@@ -156,6 +156,10 @@ export interface SigningKeyClaim {
   issuer: string;
   /** SHA-256 of the certificate DER, when the key came with a certificate. */
   sha256?: string;
+  /** SHA-256 of the key's SubjectPublicKeyInfo DER (hex): names the key itself, certificate or not. */
+  keySha256?: string;
+  /** TPM AK: its TPM name (nameAlg || H(TPMT_PUBLIC), hex), when its public area was given. */
+  tpmName?: string;
   /** The trust anchor the chain ends in. */
   root?: string;
   /** Cloud provider the key is bound to (SNP VLEK). */

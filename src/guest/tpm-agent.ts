@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { CofferError, verifyError } from '../errors.js';
+import { akFingerprint } from '../evidence/tpm/ak.js';
 import { parseTpmtPublic } from '../evidence/tpm/structures.js';
 import type { EvidenceSource } from './evidence.js';
 import { runTool } from './luks.js';
@@ -56,10 +57,20 @@ export function tpmSource(o: TpmSourceOptions): EvidenceSource {
   };
 }
 
-/** The AK's public key (PEM): what an operator pins at the broker (trusted key purpose tpm-ak). */
-export async function tpmAkPem(target: string): Promise<string> {
+/**
+ * The AK's public key (PEM): what an operator pins at the broker (trusted key purpose tpm-ak);
+ * its fingerprint (SHA-256 of the SPKI DER) and TPM name: what a per-VM volume identity names
+ * (identity.tpm.ak).
+ */
+export async function tpmAkInfo(target: string): Promise<{ pem: string; sha256: string; name: string }> {
   const q = await withTpm(target, (tpm) => tpm.quote(Buffer.alloc(32, 1), { sha256: [0] }));
-  return parseTpmtPublic(q.akPublic).key.export({ type: 'spki', format: 'pem' }).toString();
+  const pub = parseTpmtPublic(q.akPublic);
+  return { pem: pub.key.export({ type: 'spki', format: 'pem' }).toString(), sha256: akFingerprint(pub.key), name: pub.name.toString('hex') };
+}
+
+/** The AK's public key (PEM). */
+export async function tpmAkPem(target: string): Promise<string> {
+  return (await tpmAkInfo(target)).pem;
 }
 
 // -------------------------------------------------------------------------------------------

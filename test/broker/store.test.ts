@@ -703,6 +703,64 @@ function suite(make: () => Backend): void {
         await e.teardown();
       }
     });
+
+    test('purgeRetention: past retention deleted, recent kept, each rule bounded per pass, release-once kept for live sessions, audit untouched', async () => {
+      // Last in the suite: it starts from empty retention tables (the audit log stays as it is).
+      await b.raw('DELETE FROM sessions; DELETE FROM evidence_seen; DELETE FROM console_sessions; DELETE FROM attestations; DELETE FROM releases');
+      const DAY = 86_400_000;
+      const H = 3_600_000;
+      const auditBefore = (await b.rows('SELECT COUNT(*) AS n FROM audit'))[0]?.n;
+      const verified = (id: string, at: number, verdict: 'allow' | 'deny' = 'allow') => ({ id, at, actor: `session:${id}`, tee: 'snp', verdict, claims: '{"v":1}', report: 'x'.repeat(2000) });
+      await s.recordAttestation(verified('old-allow', T0 - 40 * DAY));
+      await s.recordAttestation(verified('recent-allow', T0 - DAY));
+      await s.recordAttestation(verified('recent-vdeny', T0 - DAY + 1, 'deny'));
+      for (let i = 0; i < 10; i++) await s.recordAttestation({ id: `junk-${i}`, at: T0 - 2 * DAY + i, actor: 'session:junk', tee: 'snp', verdict: 'deny', problem: 'evidence-invalid' });
+      await s.createSession(session('ret-live', { expiresAt: T0 + H }));
+      // Ended long ago; ret-dead-0 the latest of them, so a small pass leaves it (and its release) for later.
+      for (let i = 0; i < 5; i++) await s.createSession(session(`ret-dead-${i}`, { expiresAt: T0 - 10 * H + (i === 0 ? 100 : i) }));
+      await s.recordRelease({ sessionId: 'ret-live', resourcePath: 'a/b/c', at: T0 - 20 * H });
+      await s.recordRelease({ sessionId: 'ret-dead-0', resourcePath: 'a/b/c', at: T0 - 20 * H });
+      await s.recordRelease({ sessionId: 'ret-gone', resourcePath: 'a/b/c', at: T0 - 60_000 });
+      await s.createConsoleSession({ id: 'cs-old', tokenId: 't', createdAt: T0 - 2 * H, expiresAt: T0 - 1 });
+      await s.createConsoleSession({ id: 'cs-live', tokenId: 't', createdAt: T0, expiresAt: T0 + H });
+      await b.raw(`INSERT INTO evidence_seen (digest, session_id, seen_at) VALUES ('ev-old', 'x', ${T0 - H}), ('ev-new', 'x', ${T0})`);
+      const cut = { sessionsBefore: T0 - H, evidenceBefore: T0 - 60_000, consoleSessionsBefore: T0, attestationsBefore: T0 - 30 * DAY, maxUnverifiedRefusals: 3, maxAttestations: 1000, releasesBefore: T0 - 2 * H, limit: 2 };
+      const ids = async () => (await b.rows('SELECT id FROM attestations ORDER BY at, id')).map((r) => String(r.id));
+      const releases = async () => (await s.listReleases()).map((r) => r.sessionId).sort();
+
+      const first = await s.purgeRetention(cut);
+      assert.deepEqual(first, { sessions: 2, evidence: 1, consoleSessions: 1, attestations: 3, releases: 0, more: true }, 'each rule stops at the limit: 1 aged + 2 of 7 surplus junk');
+      assert.ok(await s.getSession('ret-dead-0'), 'a pass bounded at 2 left the latest dead session');
+      assert.deepEqual(await releases(), ['ret-dead-0', 'ret-gone', 'ret-live'], 'a release whose session row remains is kept');
+      let passes = 1;
+      for (let r = first; r.more; passes++) {
+        r = await (passes % 2 ? s2 : s).purgeRetention(cut);
+        for (const n of [r.sessions, r.evidence, r.consoleSessions, r.releases]) assert.ok(n <= 2, `bounded: ${JSON.stringify(r)}`);
+        assert.ok(r.attestations <= 3 * 2, `bounded: ${JSON.stringify(r)}`);
+        assert.ok(passes < 10, 'the backlog ends');
+      }
+      assert.equal(passes, 4, 'seven surplus junk records at two a pass');
+      assert.deepEqual(await ids(), ['junk-7', 'junk-8', 'junk-9', 'recent-allow', 'recent-vdeny'], 'old and surplus unverified refusals gone; verified records kept');
+      assert.equal(await s.getSession('ret-dead-0'), undefined);
+      assert.ok(await s.getSession('ret-live'));
+      assert.deepEqual(await releases(), ['ret-gone', 'ret-live'], 'the dead session\'s release went with it; a recent one stays');
+      assert.equal(await s.getConsoleSession('cs-old'), undefined);
+      assert.ok(await s.getConsoleSession('cs-live'));
+      assert.deepEqual((await b.rows('SELECT digest FROM evidence_seen')).map((r) => r.digest), ['ev-new']);
+      // Release-once still holds for the live session, whatever retention ran.
+      assert.equal(await s.recordRelease({ sessionId: 'ret-live', resourcePath: 'a/b/c', at: T0 }), false);
+      assert.deepEqual(await s.purgeRetention(cut), { sessions: 0, evidence: 0, consoleSessions: 0, attestations: 0, releases: 0, more: false }, 'nothing left to do');
+
+      // The total cap, oldest first, bounded; two stores purging at once delete nothing twice.
+      const both = await Promise.all([s.purgeRetention({ ...cut, maxAttestations: 2, limit: 100 }), s2.purgeRetention({ ...cut, maxAttestations: 2, limit: 100 })]);
+      assert.equal(both[0].attestations + both[1].attestations, 3);
+      assert.deepEqual(await ids(), ['recent-allow', 'recent-vdeny']);
+      assert.equal((await s.purgeRetention({ ...cut, maxAttestations: 0, limit: 1 })).attestations, 1, 'the cap too is bounded per pass');
+      assert.deepEqual(await ids(), ['recent-vdeny']);
+      assert.equal((await s.purgeRetention({ ...cut, maxAttestations: 1, attestationsBefore: T0 - DAY + 2, limit: 0 })).attestations, 0, 'limit 0 deletes nothing');
+      assert.deepEqual(await ids(), ['recent-vdeny']);
+      assert.equal((await b.rows('SELECT COUNT(*) AS n FROM audit'))[0]?.n, auditBefore, 'the audit log is never purged');
+    });
   });
 }
 
@@ -771,6 +829,55 @@ describe('opening stores', () => {
       assert.ok(!e.message.includes(pw), e.message);
       assert.ok(!e.message.includes('\n'), 'one line');
       assert.match(e.message, /^cannot reach the PostgreSQL store postgres:\/\/(coffer|no_such_role)@127\.0\.0\.1:(1|5432)\/(coffer|test):/);
+    }
+  });
+});
+
+describe('retention in the broker', () => {
+  test('the purge started by /auth applies the serve options, bounded per pass, a second apart while a backlog remains', async () => {
+    const tb = await startTestBroker(undefined, { retention: { attestationDays: 1, maxUnverifiedRefusals: 2, batch: 2 } });
+    try {
+      const store = tb.running.broker.store;
+      const now = Date.now();
+      const junk = (i: number) => ({ id: `junk-${i}`, at: now - 60_000 + i, actor: 'session:junk', tee: 'snp', verdict: 'deny' as const, problem: 'evidence-invalid' });
+      await store.recordAttestation({ id: 'old', at: now - 2 * 86_400_000, actor: 'session:old', tee: 'snp', verdict: 'allow', claims: '{}' });
+      await store.recordAttestation({ id: 'kept', at: now - 3_600_000, actor: 'session:kept', tee: 'snp', verdict: 'allow', claims: '{}' });
+      for (let i = 0; i < 6; i++) await store.recordAttestation(junk(i));
+      const ids = async () => (await store.listAttestations({ limit: 1000 })).map((a) => a.id).sort();
+      const auth = async () => assert.equal((await http(`${tb.url}/kbs/v0/auth`, { body: { version: '0.1.0', tee: 'snp' } })).status, 200);
+      await auth();
+      // First pass: the old record, and two of the four surplus junk refusals (batch 2).
+      assert.deepEqual(await ids(), ['junk-2', 'junk-3', 'junk-4', 'junk-5', 'kept']);
+      await auth();
+      assert.deepEqual(await ids(), ['junk-2', 'junk-3', 'junk-4', 'junk-5', 'kept'], 'no second pass within the second');
+      tb.clock.offsetMs += 1_500;
+      await auth();
+      assert.deepEqual(await ids(), ['junk-4', 'junk-5', 'kept'], 'a backlog is worked off a second later');
+      tb.clock.offsetMs += 1_500;
+      await auth();
+      tb.clock.offsetMs += 1_500;
+      for (let i = 6; i < 9; i++) await store.recordAttestation(junk(i));
+      await auth();
+      assert.equal((await ids()).length, 6, 'no backlog left: the next pass waits a minute');
+      tb.clock.offsetMs += 61_000;
+      await auth();
+      assert.deepEqual(await ids(), ['junk-6', 'junk-7', 'junk-8', 'kept'], 'three surplus junk refusals, two deleted (batch 2), oldest first');
+    } finally {
+      await tb.cleanup();
+    }
+  });
+
+  test('broker serve refuses a retention flag out of range, one line, exit 2', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'coffer-retention-'));
+    try {
+      for (const [flag, v] of [['--retain-attestations-days', '0'], ['--retain-attestations-days', '1.5'], ['--max-attestations', '0'], ['--max-unverified-refusals', '-1']] as const) {
+        const r = await runCli(['broker', 'serve', '--home', home, '--listen', '127.0.0.1:0', `${flag}=${v}`]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, new RegExp(`${flag} must be a whole number`));
+        assert.equal(r.stderr.trim().split('\n').length, 1);
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

@@ -4,7 +4,8 @@
 // runtime-data, zero padded), sends it as `tee: "tpm"` evidence in the guest-components shape,
 // fetches a secret released by a PCR policy and decrypts it with the key that stayed here.
 // Refusals: a quote over another nonce, a flipped signature byte, PCR values that are not the
-// quoted ones, an AK nobody pinned, a PCR policy the TPM does not satisfy, an SNP-only policy.
+// quoted ones, an AK nobody pinned, a PCR policy the TPM does not satisfy, an SNP-only policy,
+// and a volume bound to one AK fetched with another pinned AK of the same TPM (same PCR values).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -297,17 +298,50 @@ test('an AK certificate chaining to a trusted tpm-ak-root is accepted instead of
   assertProblem((await attest(att, { ak: 'ak-unpinned', mutate: withCert('akcert.pem') })).reply, 403, 'evidence-invalid', 'KBS_TPM_AK_UNTRUSTED');
 });
 
-test('a TPM volume identity (PCR 16) releases its key to this TPM; another PCR value is refused', async () => {
-  const mk = (id: string, value: string) => http(adm('volumes'), { method: 'POST', bearer: admin, body: { id, identity: { tpm: { pcrs: { sha256: { '7': pcr7, '16': value } } } } } });
-  assert.equal((await mk('tpm-vm', pcr16)).status, 201);
-  assert.equal((await mk('tpm-vm-other', 'cd'.repeat(32))).status, 201);
+/** The AK's fingerprint as an operator computes it with openssl: SHA-256 of the SPKI DER. */
+function opensslFingerprint(label: string): string {
+  const der = execFileSync('openssl', ['pkey', '-pubin', '-in', join(dir, `${label}.pem`), '-outform', 'DER']);
+  return createHash('sha256').update(der).digest('hex');
+}
+
+test('a TPM volume identity (PCRs + AK) releases its key to this TPM with that AK; another PCR value, or another pinned AK of the same TPM (same PCRs), is refused', async () => {
+  const ak = opensslFingerprint('ak');
+  const mk = (id: string, value: string, akId: string) => http(adm('volumes'), { method: 'POST', bearer: admin, body: { id, identity: { tpm: { pcrs: { sha256: { '7': pcr7, '16': value } }, ak: akId } } } });
+  assert.equal((await mk('tpm-vm', pcr16, ak)).status, 201);
+  assert.equal((await mk('tpm-vm-other', 'cd'.repeat(32), ak)).status, 201);
+  // The same AK named by its TPM name (tpm2_createak -n).
+  assert.equal((await mk('tpm-vm-name', pcr16, readFileSync(join(dir, 'ak.name')).toString('hex'))).status, 201);
   const att = new Attester();
   const { cookie, reply } = await attest(att);
   assert.equal(reply.status, 200, reply.text);
-  const key = await http(kbs('resource/volumes/tpm-vm/key'), { cookie });
-  assert.equal(key.status, 200, key.text);
-  assert.equal(Buffer.from((await flattenedDecrypt(key.json as unknown as FlattenedJWE, att.privateKey)).plaintext).length, 32);
+  for (const id of ['tpm-vm', 'tpm-vm-name']) {
+    const key = await http(kbs(`resource/volumes/${id}/key`), { cookie });
+    assert.equal(key.status, 200, key.text);
+    assert.equal(Buffer.from((await flattenedDecrypt(key.json as unknown as FlattenedJWE, att.privateKey)).plaintext).length, 32);
+  }
   const other = await http(kbs('resource/volumes/tpm-vm-other/key'), { cookie });
   assertProblem(other, 403, 'policy-denied', 'KBS_POLICY_DENIED');
   assert.equal(other.json.rule, 'pcr.sha256.16');
+
+  // VM B: another AK, trusted too (pinned), quoting the very same PCR values.
+  createAk('ak2');
+  const pin = await http(adm('trusted-keys/tpm-ak/test-ak2'), { method: 'PUT', bearer: admin, body: { key: readFileSync(join(dir, 'ak2.pem'), 'utf8') } });
+  assert.equal(pin.status, 200, pin.text);
+  assert.notEqual(opensslFingerprint('ak2'), ak);
+  const b = new Attester();
+  const vmB = await attest(b, { ak: 'ak2' });
+  assert.equal(vmB.reply.status, 200, vmB.reply.text);
+  for (const id of ['tpm-vm', 'tpm-vm-name']) {
+    const stolen = await http(kbs(`resource/volumes/${id}/key`), { cookie: vmB.cookie });
+    assertProblem(stolen, 403, 'policy-denied', 'KBS_POLICY_DENIED');
+    assert.equal(stolen.json.rule, 'tpm.ak', stolen.text);
+  }
+  // Its own volume (bound to ak2) is released to it; a shared one to both.
+  assert.equal((await mk('tpm-vm-b', pcr16, opensslFingerprint('ak2'))).status, 201);
+  assert.equal((await http(kbs('resource/volumes/tpm-vm-b/key'), { cookie: vmB.cookie })).status, 200);
+  assertProblem(await http(kbs('resource/volumes/tpm-vm-b/key'), { cookie }), 403, 'policy-denied', 'KBS_POLICY_DENIED');
+  const shared = await http(adm('volumes'), { method: 'POST', bearer: admin, body: { id: 'tpm-image', identity: { tpm: { pcrs: { sha256: { '7': pcr7, '16': pcr16 } }, shared: true } } } });
+  assert.equal(shared.status, 201, shared.text);
+  for (const c of [cookie, vmB.cookie]) assert.equal((await http(kbs('resource/volumes/tpm-image/key'), { cookie: c })).status, 200);
+  assert.equal((await http(adm('trusted-keys/tpm-ak/test-ak2'), { method: 'DELETE', bearer: admin })).status, 204);
 });

@@ -5,8 +5,8 @@
 // audit record. Then the CLI (`coffer broker volume provision|list|revoke`) against the same broker.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -220,7 +220,7 @@ test('host data never identifies a VM alone: not as a release policy, not beside
   // PCRs 16-23 can be reset from inside the VM (16, 23) or by DRTM (17-22): they narrow, never identify.
   assertProblem(await pol(`id: hd\nversion: 1\npcrs:\n  sha256:\n    "16": "${'cd'.repeat(32)}"\n    "23": "${'cd'.repeat(32)}"\n`), 400, 'bad-request', 'POLICY_NO_IDENTITY');
   assertProblem(await provision(provisioner, { id: 'vm-pcr16', identity: { tpm: { pcrs: { sha256: { '16': 'cd'.repeat(32) } } } } }), 400, 'bad-request', 'VOLUME_NO_IDENTITY');
-  const pcr7 = await provision(provisioner, { id: 'vm-pcr7', identity: { tpm: { pcrs: { sha256: { '7': 'cd'.repeat(32), '16': 'cd'.repeat(32) } } } } });
+  const pcr7 = await provision(provisioner, { id: 'vm-pcr7', identity: { tpm: { pcrs: { sha256: { '7': 'cd'.repeat(32), '16': 'cd'.repeat(32) } }, ak: 'ab'.repeat(32) } } });
   assert.equal(pcr7.status, 201, pcr7.text);
   // A workload-only policy stored before this rule: it matches, but identifies nothing.
   const text = `id: hd-old\nversion: 1\nworkload:\n  digest: ["${H}"]\n`;
@@ -235,6 +235,53 @@ test('host data never identifies a VM alone: not as a release policy, not beside
   assert.equal(ok.status, 200, ok.text);
   assert.equal((await fetchAs(new HostDataAttester(MEASUREMENT_A, HOST_DATA), 'hd/key/x')).status, 200);
   assertProblem(await fetchAs(new HostDataAttester(MEASUREMENT_B, HOST_DATA), 'hd/key/x'), 403, 'policy-denied', 'KBS_POLICY_DENIED');
+});
+
+test('a TPM identity names the attestation key (identity.tpm.ak) unless it says shared: true; the generated policy requires it (rule tpm.ak)', async () => {
+  const pcrs = { sha256: { '7': 'cd'.repeat(32) } };
+  const FP = 'ab'.repeat(32);
+  // PCR values alone: every VM booted from the image would match.
+  const none = await provision(provisioner, { id: 'vm-ak-none', identity: { tpm: { pcrs } } });
+  assertProblem(none, 400, 'bad-request', 'VOLUME_TPM_AK_REQUIRED');
+  assert.match(String(none.json.detail), /identity\.tpm\.ak is required.*coffer agent tpm-ak.*shared: true/);
+  assertProblem(await provision(provisioner, { id: 'vm-ak-none', identity: { tpm: { pcrs, shared: false } } }), 400, 'bad-request', 'VOLUME_TPM_AK_REQUIRED');
+  assertProblem(await provision(provisioner, { id: 'vm-ak-both', identity: { tpm: { pcrs, ak: FP, shared: true } } }), 400, 'bad-request', 'VOLUME_TPM_AK_SHARED');
+  for (const ak of ['ab'.repeat(31), 'ab'.repeat(33), `000b${'ab'.repeat(31)}`, 'zz'.repeat(32), 42]) {
+    const r = await provision(provisioner, { id: 'vm-ak-bad', identity: { tpm: { pcrs, ak } } });
+    assert.equal(r.status, 400, `${String(ak)}: ${r.text}`);
+    assert.match(r.text, /tpm\.ak/);
+  }
+  assert.equal((await http(adm('volumes/vm-ak-bad'), { bearer: admin })).status, 404);
+  // By fingerprint (upper case is normalised) and by TPM name; the policy names the key.
+  const byFp = await provision(provisioner, { id: 'vm-ak-fp', identity: { tpm: { pcrs, ak: FP.toUpperCase() } } });
+  assert.equal(byFp.status, 201, byFp.text);
+  assert.deepEqual((JSON.parse(String(byFp.json.policyText)) as { tpm: unknown }).tpm, { ak: [FP] });
+  const NAME = `000b${'cd'.repeat(32)}`;
+  const byName = await provision(provisioner, { id: 'vm-ak-name', identity: { tpm: { pcrs, ak: NAME } } });
+  assert.equal(byName.status, 201, byName.text);
+  assert.deepEqual((JSON.parse(String(byName.json.policyText)) as { tpm: unknown }).tpm, { ak: [NAME] });
+  // Shared on purpose: no AK rule.
+  const shared = await provision(provisioner, { id: 'vm-ak-shared', identity: { tpm: { pcrs, shared: true } } });
+  assert.equal(shared.status, 201, shared.text);
+  assert.equal((JSON.parse(String(shared.json.policyText)) as { tpm?: unknown }).tpm, undefined);
+  // The CLI: --tpm-ak takes the fingerprint or a PEM public key file; without it (or --tpm-shared) exit 2.
+  const common = ['--url', tb.url, '--token-file', tb.running.paths.adminTokenFile];
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pem = join(tb.dir, 'ak.pem');
+  writeFileSync(pem, publicKey.export({ type: 'spki', format: 'pem' }));
+  const fp = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  const noAk = await runCli(['broker', 'volume', 'provision', 'vm-ak-cli', '--pcr', `sha256:7=${'cd'.repeat(32)}`, ...common]);
+  assert.equal(noAk.code, 2, noAk.stdout);
+  assert.match(noAk.stderr, /VOLUME_TPM_AK_REQUIRED|identity\.tpm\.ak/);
+  assert.equal((await runCli(['broker', 'volume', 'provision', 'vm-ak-cli', '--tpm-ak', fp, ...common])).code, 2);
+  const fromFile = await runCli(['broker', 'volume', 'provision', 'vm-ak-cli', '--pcr', `sha256:7=${'cd'.repeat(32)}`, '--tpm-ak', pem, '--json', ...common]);
+  assert.equal(fromFile.code, 0, fromFile.stderr);
+  assert.deepEqual((JSON.parse(String((JSON.parse(fromFile.stdout) as { volume: { policyText: string } }).volume.policyText)) as { tpm: unknown }).tpm, { ak: [fp] });
+  const byHex = await runCli(['broker', 'volume', 'provision', 'vm-ak-cli2', '--pcr', `sha256:7=${'cd'.repeat(32)}`, '--tpm-ak', fp, '--json', ...common]);
+  assert.equal(byHex.code, 0, byHex.stderr);
+  assert.deepEqual((JSON.parse(String((JSON.parse(byHex.stdout) as { volume: { policyText: string } }).volume.policyText)) as { tpm: unknown }).tpm, { ak: [fp] });
+  const sharedCli = await runCli(['broker', 'volume', 'provision', 'vm-ak-cli3', '--pcr', `sha256:7=${'cd'.repeat(32)}`, '--tpm-shared', ...common]);
+  assert.equal(sharedCli.code, 0, sharedCli.stderr);
 });
 
 // ----- First-boot marking (migration 6): the release's protected header says whether the volume

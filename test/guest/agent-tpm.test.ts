@@ -2,6 +2,7 @@
 // admin API, release by a PCR policy), and the volume key sealed to PCRs in the LUKS2 header so
 // that a reboot unlocks without the broker until a PCR changes.
 import assert from 'node:assert/strict';
+import { createHash, createPublicKey } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,9 +50,15 @@ before(async () => {
   assert.equal(ak.code, 0, ak.stderr);
   assert.match(ak.stdout, /-----BEGIN PUBLIC KEY-----/);
   assert.equal((await http(adm('trusted-keys/tpm-ak/vm-ak'), { method: 'PUT', bearer: admin, body: { key: ak.stdout } })).status, 200);
+  // Its fingerprint (stderr; --json has it too) is what names this VM in the volume identity.
+  const akJson = JSON.parse((await runCli(['agent', 'tpm-ak', '--tpm', swtpm.tcti, '--json'])).stdout) as { pem: string; sha256: string; name: string };
+  const fingerprint = createHash('sha256').update(createPublicKey(ak.stdout).export({ type: 'spki', format: 'der' })).digest('hex');
+  assert.equal(akJson.sha256, fingerprint);
+  assert.match(akJson.name, /^000b[0-9a-f]{64}$/);
+  assert.ok(ak.stderr.includes(`AK fingerprint (identity.tpm.ak, --tpm-ak): ${fingerprint}`), ak.stderr);
   swtpm.tool(['tpm2_pcrextend', `16:sha256=${'c0'.repeat(32)}`]);
   // PCR 7 anchors the identity (PCRs 16 and 23 are resettable, so they only narrow one); PCR 16 is the one the tests change and restore.
-  const v = await http(adm('volumes'), { method: 'POST', bearer: admin, body: { id: 'tpm-vm', identity: { tpm: { pcrs: { sha256: { '7': await pcr(7), '16': await pcr(16) } } } } } });
+  const v = await http(adm('volumes'), { method: 'POST', bearer: admin, body: { id: 'tpm-vm', identity: { tpm: { pcrs: { sha256: { '7': await pcr(7), '16': await pcr(16) } }, ak: fingerprint } } } });
   assert.equal(v.status, 201, v.text);
   assert.equal((await http(adm('policies/snp'), { method: 'PUT', bearer: admin, body: { policy: policyFor('snp', MEASUREMENT_GOOD) } })).status, 200);
   assert.equal((await http(adm('secrets/snp/key/data'), { method: 'PUT', bearer: admin, body: { value: snpKey.toString('base64') } })).status, 200);

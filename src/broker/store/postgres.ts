@@ -17,6 +17,7 @@ import {
   trustedKeyFrom,
   volumeFrom,
   volumeMetaFrom,
+  UNVERIFIED_REFUSAL,
 } from './sqlite.js';
 import type {
   AttestationOutcome,
@@ -36,6 +37,8 @@ import type {
   AuditRecord,
   PolicyRecord,
   ReleaseRecord,
+  RetentionPurge,
+  RetentionPurged,
   SecretMeta,
   SecretRecord,
   SessionRecord,
@@ -44,6 +47,9 @@ import type {
 } from './types.js';
 
 type Row = Record<string, unknown>;
+
+/** pg_try_advisory_xact_lock key of the retention pass (purgeRetention): an arbitrary constant. */
+const RETENTION_LOCK = '7309475210935108930';
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
 /**
@@ -337,6 +343,34 @@ export class PostgresStore implements Store {
       const a = (await c.query('DELETE FROM sessions WHERE expires_at < $1', [before])).rowCount ?? 0;
       const b = (await c.query('DELETE FROM evidence_seen WHERE seen_at < $1', [evidenceBefore])).rowCount ?? 0;
       return a + b;
+    });
+  }
+
+  async purgeRetention(r: RetentionPurge): Promise<RetentionPurged> {
+    const limit = Math.max(0, Math.floor(r.limit));
+    return this.tx(async (c) => {
+      // One replica purges at a time; the others skip this pass rather than wait on its row locks.
+      // Transaction-scoped: released by COMMIT or ROLLBACK, and by the server if the connection dies.
+      const got = (await c.query('SELECT pg_try_advisory_xact_lock($1) AS got', [RETENTION_LOCK])).rows[0] as Row;
+      if (got.got !== true) return { sessions: 0, evidence: 0, consoleSessions: 0, attestations: 0, releases: 0, more: false };
+      const del = async (sql: string, ...args: number[]): Promise<number> => (await c.query(sql, [...args, limit])).rowCount ?? 0;
+      const sessions = await del('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)', r.sessionsBefore);
+      const evidence = await del('DELETE FROM evidence_seen WHERE digest IN (SELECT digest FROM evidence_seen WHERE seen_at < $1 ORDER BY seen_at LIMIT $2)', r.evidenceBefore);
+      const consoleSessions = await del('DELETE FROM console_sessions WHERE id IN (SELECT id FROM console_sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)', r.consoleSessionsBefore);
+      const aged = await del('DELETE FROM attestations WHERE id IN (SELECT id FROM attestations WHERE at < $1 ORDER BY at, id LIMIT $2)', r.attestationsBefore);
+      const count = async (where: string): Promise<number> => Number(((await c.query(`SELECT COUNT(*) AS n FROM attestations ${where}`)).rows[0] as Row).n);
+      const overUnverified = Math.min(limit, Math.max(0, (await count(UNVERIFIED_REFUSAL)) - Math.max(0, r.maxUnverifiedRefusals)));
+      const unverified = overUnverified === 0 ? 0 : ((await c.query(`DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ${UNVERIFIED_REFUSAL} ORDER BY at, id LIMIT $1)`, [overUnverified])).rowCount ?? 0);
+      const over = Math.min(limit, Math.max(0, (await count('')) - Math.max(0, r.maxAttestations)));
+      const capped = over === 0 ? 0 : ((await c.query('DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ORDER BY at, id LIMIT $1)', [over])).rowCount ?? 0);
+      // A release whose session row is still there may still be asked for again: release-once needs it.
+      const releases = await del(
+        `DELETE FROM releases WHERE (session_id, resource_path) IN (SELECT r.session_id, r.resource_path FROM releases r
+           WHERE r.at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = r.session_id) ORDER BY r.at LIMIT $2)`,
+        r.releasesBefore,
+      );
+      const more = limit > 0 && [sessions, evidence, consoleSessions, aged, unverified, capped, releases].some((n) => n >= limit);
+      return { sessions, evidence, consoleSessions, attestations: aged + unverified + capped, releases, more };
     });
   }
 

@@ -15,6 +15,8 @@ import type {
   AuditRecord,
   PolicyRecord,
   ReleaseRecord,
+  RetentionPurge,
+  RetentionPurged,
   Role,
   SecretMeta,
   SecretRecord,
@@ -28,6 +30,9 @@ import type {
   VolumeRecord,
   VolumeRekey,
 } from './types.js';
+
+/** Refused attempts whose evidence never verified: no claims (retention caps them apart). */
+export const UNVERIFIED_REFUSAL = "WHERE verdict = 'deny' AND claims IS NULL";
 
 type Row = Record<string, unknown>;
 
@@ -385,6 +390,30 @@ export class SqliteStore implements Store {
       const a = this.db.prepare('DELETE FROM sessions WHERE expires_at < ?').run(before).changes;
       const b = this.db.prepare('DELETE FROM evidence_seen WHERE seen_at < ?').run(evidenceBefore).changes;
       return a + b;
+    })();
+  }
+
+  async purgeRetention(r: RetentionPurge): Promise<RetentionPurged> {
+    const limit = Math.max(0, Math.floor(r.limit));
+    // One transaction of bounded statements: the event loop waits for at most ~7 × limit row deletions.
+    return this.db.transaction(() => {
+      const del = (sql: string, ...args: number[]): number => this.db.prepare(sql).run(...args, limit).changes;
+      const sessions = del('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?)', r.sessionsBefore);
+      const evidence = del('DELETE FROM evidence_seen WHERE digest IN (SELECT digest FROM evidence_seen WHERE seen_at < ? ORDER BY seen_at LIMIT ?)', r.evidenceBefore);
+      const consoleSessions = del('DELETE FROM console_sessions WHERE id IN (SELECT id FROM console_sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?)', r.consoleSessionsBefore);
+      const aged = del('DELETE FROM attestations WHERE id IN (SELECT id FROM attestations WHERE at < ? ORDER BY at, id LIMIT ?)', r.attestationsBefore);
+      const count = (where: string): number => Number((this.db.prepare(`SELECT COUNT(*) AS n FROM attestations ${where}`).get() as Row).n);
+      const overUnverified = Math.min(limit, Math.max(0, count(UNVERIFIED_REFUSAL) - Math.max(0, r.maxUnverifiedRefusals)));
+      const unverified = overUnverified === 0 ? 0 : this.db.prepare(`DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ${UNVERIFIED_REFUSAL} ORDER BY at, id LIMIT ?)`).run(overUnverified).changes;
+      const over = Math.min(limit, Math.max(0, count('') - Math.max(0, r.maxAttestations)));
+      const capped = over === 0 ? 0 : this.db.prepare('DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ORDER BY at, id LIMIT ?)').run(over).changes;
+      // A release whose session row is still there may still be asked for again: release-once needs it.
+      const releases = del(
+        'DELETE FROM releases WHERE rowid IN (SELECT r.rowid FROM releases r WHERE r.at < ? AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = r.session_id) ORDER BY r.at LIMIT ?)',
+        r.releasesBefore,
+      );
+      const more = limit > 0 && [sessions, evidence, consoleSessions, aged, unverified, capped, releases].some((n) => n >= limit);
+      return { sessions, evidence, consoleSessions, attestations: aged + unverified + capped, releases, more };
     })();
   }
 

@@ -184,6 +184,42 @@ export interface AttestationQuery {
   limit?: number;
 }
 
+/** Cut-offs of one retention pass (Store.purgeRetention); times in ms, counts in rows. */
+export interface RetentionPurge {
+  /** Sessions that ended before this. */
+  sessionsBefore: number;
+  /** Evidence digests seen before this (the replay window is over). */
+  evidenceBefore: number;
+  /** Console sessions that expired before this. */
+  consoleSessionsBefore: number;
+  /** Attestation records made before this. */
+  attestationsBefore: number;
+  /**
+   * Refused attempts whose evidence did not verify (no claims: anyone can make them) kept at
+   * most, newest first: a flood of junk rotates within this cap and never evicts other records.
+   */
+  maxUnverifiedRefusals: number;
+  /** Attestation records kept at most, newest first. */
+  maxAttestations: number;
+  /**
+   * Releases made before this, and only when their session row is gone: release-once holds for
+   * as long as the session (cookie or token) can still be used.
+   */
+  releasesBefore: number;
+  /** At most this many rows deleted per rule in one pass. */
+  limit: number;
+}
+
+export interface RetentionPurged {
+  sessions: number;
+  evidence: number;
+  consoleSessions: number;
+  attestations: number;
+  releases: number;
+  /** Some rule deleted `limit` rows: more may be due. */
+  more: boolean;
+}
+
 /** A web console session: the id is SHA-256 (hex) of the cookie; the token is re-checked on every request. */
 export interface ConsoleSessionRecord {
   id: string;
@@ -327,6 +363,13 @@ export interface Store {
   refuseAttestation(audit: AuditInput, attestation?: AttestationRecord, burn?: { sessionId: string; at: number }): Promise<boolean>;
   /** Deletes sessions that ended before `before`, and evidence digests seen before `evidenceBefore`. */
   purgeExpired(before: number, evidenceBefore: number): Promise<number>;
+  /**
+   * One bounded retention pass (the broker's periodic purge): each rule deletes at most
+   * `r.limit` rows, oldest first, so a pass is short however large the backlog; `more` says some
+   * rule hit the bound. The audit log is never touched. PostgreSQL: one transaction under a
+   * transaction-scoped advisory lock, skipped (all zero) while another replica holds it.
+   */
+  purgeRetention(r: RetentionPurge): Promise<RetentionPurged>;
 
   /** The audit record's detail may name the version: `{version}` is replaced by the stored one. */
   putSecret(s: Omit<SecretRecord, 'version' | 'createdAt' | 'createdBy'> & { createdAt: number; createdBy: string }, audit?: AuditInput): Promise<SecretMeta>;

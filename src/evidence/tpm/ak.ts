@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { inputError, isCofferError, verifyError } from '../../errors.js';
 import { Certificate, parseCertificates } from '../../pki/certificate.js';
 import { parseTpm2bPublic, parseTpmtPublic, type TpmPublic } from './structures.js';
@@ -22,6 +22,14 @@ export interface AttestationKey {
   certificate?: Certificate;
   /** What the key was assembled from, e.g. ["TPMT_PUBLIC", "X.509 certificate"]. */
   forms: string[];
+}
+
+/**
+ * An AK's fingerprint: SHA-256 of its SubjectPublicKeyInfo DER, hex. What a per-VM identity names
+ * (PCR values are the same on every VM booted from one image; the AK is not).
+ */
+export function akFingerprint(key: KeyObject): string {
+  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
 }
 
 function keyFrom(fn: () => KeyObject, what: string, form: string): KeyObject {

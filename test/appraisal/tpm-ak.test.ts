@@ -66,3 +66,16 @@ test('tpm.ak in a policy: fingerprints and names only', () => {
   assert.throws(() => parsePolicy('id: t\nversion: 1\ntpm:\n  ak: []\n'), /tpm\.ak/);
   assert.throws(() => parsePolicy(`id: t\nversion: 1\ntpm:\n  ak: ["${SPKI_SHA256}"]\n  pcrs: {}\n`), /unknown field/);
 });
+
+test('tpm.ak: evidence with several TPM AKs passes only when every one of them is named', () => {
+  const two = caseClaims('tpm-gce-cos85');
+  const first = two.claims.signingKeys.find((k) => k.kind === 'tpm-ak');
+  assert.ok(first);
+  const OTHER = 'ab'.repeat(32);
+  two.claims.signingKeys = [...two.claims.signingKeys, { ...first, keySha256: OTHER, tpmName: `000b${'cd'.repeat(32)}` }];
+  assert.equal(akRule(run({ ...examplePolicy(), tpm: { ak: [SPKI_SHA256] } }, two)).status, 'fail', 'one named, one not');
+  assert.equal(akRule(run({ ...examplePolicy(), tpm: { ak: [OTHER] } }, two)).status, 'fail', 'the other named, the first not');
+  assert.equal(akRule(run({ ...examplePolicy(), tpm: { ak: [SPKI_SHA256, OTHER] } }, two)).status, 'pass', 'both named');
+  // A name is compared whole: a fingerprint is not a prefix or suffix of a TPM name.
+  assert.equal(akRule(run({ ...examplePolicy(), tpm: { ak: [TPM_NAME.slice(4)] } })).status, 'fail');
+});

@@ -759,6 +759,11 @@ function suite(make: () => Backend): void {
       assert.deepEqual(await ids(), ['recent-vdeny']);
       assert.equal((await s.purgeRetention({ ...cut, maxAttestations: 1, attestationsBefore: T0 - DAY + 2, limit: 0 })).attestations, 0, 'limit 0 deletes nothing');
       assert.deepEqual(await ids(), ['recent-vdeny']);
+      // Junk newer than a verified record, its own cap above the total: the total cap takes junk first.
+      for (let i = 0; i < 3; i++) await s.recordAttestation({ id: `junk-new-${i}`, at: T0 - 1000 + i, actor: 'session:junk', tee: 'snp', verdict: 'deny', problem: 'evidence-invalid' });
+      assert.equal((await s.purgeRetention({ ...cut, maxUnverifiedRefusals: 100, maxAttestations: 2, limit: 100 })).attestations, 2);
+      assert.deepEqual(await ids(), ['recent-vdeny', 'junk-new-2'], 'the verified record outlives newer unverified refusals');
+      await b.raw("DELETE FROM attestations WHERE id = 'junk-new-2'");
       assert.equal((await b.rows('SELECT COUNT(*) AS n FROM audit'))[0]?.n, auditBefore, 'the audit log is never purged');
     });
   });

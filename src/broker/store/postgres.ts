@@ -18,6 +18,7 @@ import {
   volumeFrom,
   volumeMetaFrom,
   UNVERIFIED_REFUSAL,
+  JUNK_FIRST,
 } from './sqlite.js';
 import type {
   AttestationOutcome,
@@ -362,7 +363,8 @@ export class PostgresStore implements Store {
       const overUnverified = Math.min(limit, Math.max(0, (await count(UNVERIFIED_REFUSAL)) - Math.max(0, r.maxUnverifiedRefusals)));
       const unverified = overUnverified === 0 ? 0 : ((await c.query(`DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ${UNVERIFIED_REFUSAL} ORDER BY at, id LIMIT $1)`, [overUnverified])).rowCount ?? 0);
       const over = Math.min(limit, Math.max(0, (await count('')) - Math.max(0, r.maxAttestations)));
-      const capped = over === 0 ? 0 : ((await c.query('DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ORDER BY at, id LIMIT $1)', [over])).rowCount ?? 0);
+      // Unverified refusals first: a junk backlog above its own cap (or a cap above the total) must not evict verified records.
+      const capped = over === 0 ? 0 : ((await c.query(`DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ORDER BY ${JUNK_FIRST}, at, id LIMIT $1)`, [over])).rowCount ?? 0);
       // A release whose session row is still there may still be asked for again: release-once needs it.
       const releases = await del(
         `DELETE FROM releases WHERE (session_id, resource_path) IN (SELECT r.session_id, r.resource_path FROM releases r

@@ -33,6 +33,8 @@ import type {
 
 /** Refused attempts whose evidence never verified: no claims (retention caps them apart). */
 export const UNVERIFIED_REFUSAL = "WHERE verdict = 'deny' AND claims IS NULL";
+/** ORDER BY key putting unverified refusals before every other record (retention's total cap). */
+export const JUNK_FIRST = "CASE WHEN verdict = 'deny' AND claims IS NULL THEN 0 ELSE 1 END";
 
 type Row = Record<string, unknown>;
 
@@ -406,7 +408,8 @@ export class SqliteStore implements Store {
       const overUnverified = Math.min(limit, Math.max(0, count(UNVERIFIED_REFUSAL) - Math.max(0, r.maxUnverifiedRefusals)));
       const unverified = overUnverified === 0 ? 0 : this.db.prepare(`DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ${UNVERIFIED_REFUSAL} ORDER BY at, id LIMIT ?)`).run(overUnverified).changes;
       const over = Math.min(limit, Math.max(0, count('') - Math.max(0, r.maxAttestations)));
-      const capped = over === 0 ? 0 : this.db.prepare('DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ORDER BY at, id LIMIT ?)').run(over).changes;
+      // Unverified refusals first: a junk backlog above its own cap (or a cap above the total) must not evict verified records.
+      const capped = over === 0 ? 0 : this.db.prepare(`DELETE FROM attestations WHERE id IN (SELECT id FROM attestations ORDER BY ${JUNK_FIRST}, at, id LIMIT ?)`).run(over).changes;
       // A release whose session row is still there may still be asked for again: release-once needs it.
       const releases = del(
         'DELETE FROM releases WHERE rowid IN (SELECT r.rowid FROM releases r WHERE r.at < ? AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = r.session_id) ORDER BY r.at LIMIT ?)',

@@ -17,7 +17,7 @@
 // The control file (re-read for every entry) says what the simulated VM is: its launch
 // measurement, guest policy, the VCEK key and certificates, and `meddle` (another process writes
 // inblob in between: generation advances by one more than the agent's writes).
-import { closeSync, constants, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, watch, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, watch, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -85,7 +85,10 @@ async function serve(entry: string, control: SimControl): Promise<void> {
   writeFileSync(join(entry, 'privlevel'), Buffer.alloc(0));
   writeFileSync(join(entry, 'privlevel_floor'), '0\n');
   execFileSync('mkfifo', [join(entry, 'generation'), join(entry, 'outblob')]);
-  writeFileSync(join(entry, 'provider'), `${control.provider ?? 'sev_guest'}\n`);
+  // Written under another name and renamed, so that the agent never reads a created-but-empty
+  // provider (the kernel's attribute is never empty; a plain write let it see "" under load).
+  writeFileSync(join(entry, '.provider.tmp'), `${control.provider ?? 'sev_guest'}\n`);
+  renameSync(join(entry, '.provider.tmp'), join(entry, 'provider'));
   let generation = control.startGeneration ?? 0;
 
   let fd = await fifoWriter(join(entry, 'generation'));

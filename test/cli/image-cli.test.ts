@@ -6,42 +6,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { reportError, toJson, EXIT_USAGE, type Io } from '../../src/cli/output.js';
-import type { CliContext } from '../../src/cli/main.js';
-import { registerSecureboot } from '../../src/cli/secureboot.js';
-import { registerVerity } from '../../src/cli/verity.js';
 import { LINUX_STUB, SYSTEMD_BOOT, flip, packagedFile, tempDir, tool } from '../image/tools.js';
+import { runCli as cli } from '../helpers/cli.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const nl = (t: string): string => (t.endsWith('\n') ? t : `${t}\n`);
-  const io: Io = { out: (t) => void (stdout += nl(t)), err: (t) => void (stderr += nl(t)) };
-  let exit = 0;
-  const ctx: CliContext = { io, setExit: (c) => (exit = c) };
-  const program = new Command('coffer')
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: (s, write) => write(`coffer: ${s.trim().replace(/^error: /, 'usage: ')} (see --help)\n`) })
-    .exitOverride();
-  registerSecureboot(program, ctx);
-  registerVerity(program, ctx);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (args.includes('--json')) io.out(toJson({ ok: false, error: { code: 'USAGE', message: e.message } }));
-      return { code: EXIT_USAGE, stdout, stderr };
-    }
-    return { code: reportError(e, { json: args.includes('--json') }, io), stdout, stderr };
-  }
-  return { code: exit, stdout, stderr };
-}
 
 let dir: string;
 let keys: string;

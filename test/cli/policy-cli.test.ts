@@ -6,40 +6,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { registerPolicy } from '../../src/cli/policy.js';
-import { registerResult } from '../../src/cli/result.js';
-import { reportError, type Io } from '../../src/cli/output.js';
 import { CASES, POLICY_FILE, VECTORS, caseFile } from '../appraisal/helpers.js';
 import { bin, ensureBuilt } from '../appraisal/bin.js';
+import { runCli as cli } from '../helpers/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'coffer-policycli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  let code = 0;
-  const nl = (t: string): string => (t.endsWith('\n') ? t : `${t}\n`);
-  const io: Io = { out: (t) => void (stdout += nl(t)), err: (t) => void (stderr += nl(t)) };
-  const program = new Command('coffer')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: (s, write) => write(`coffer: ${s.trim()}\n`) });
-  registerPolicy(program, { io, setExit: (c) => (code = c) });
-  registerResult(program, { io, setExit: (c) => (code = c) });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    code = e instanceof CommanderError ? 2 : reportError(e, {}, io);
-  }
-  return { code, stdout, stderr };
-}
 
 const check = (name: string, ...extra: string[]) => ['policy', 'check', '--policy', POLICY_FILE, '--evidence', caseFile(name), ...extra];
 

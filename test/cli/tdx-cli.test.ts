@@ -7,34 +7,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { registerSgx, registerTdx } from '../../src/cli/tdx.js';
-import type { CliContext } from '../../src/cli/main.js';
 import { CCEL, FIXTURES, Q, T, expected } from '../evidence/tdx/dcap-vectors.js';
+import { runCli as cli } from '../helpers/cli.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  let code = 0;
-  const nl = (t: string): string => (t.endsWith('\n') ? t : `${t}\n`);
-  const ctx: CliContext = { io: { out: (t) => void (stdout += nl(t)), err: (t) => void (stderr += nl(t)) }, setExit: (c) => (code = c) };
-  const program = new Command('coffer').exitOverride().configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s) });
-  registerTdx(program, ctx);
-  registerSgx(program, ctx);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    if (!(e instanceof CommanderError)) throw e;
-    code = 2;
-  }
-  return { code, stdout, stderr };
-}
 
 const work = mkdtempSync(join(tmpdir(), 'coffer-tdxcli-'));
 after(() => rmSync(work, { recursive: true, force: true }));
